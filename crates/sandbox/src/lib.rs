@@ -1,1 +1,150 @@
-//! placeholder
+//! palisade launcher: the one place where MCP server processes are started.
+//!
+//! # Brief overview
+//! [`Launcher`] turns a [`LaunchSpec`] (argv, working directory, environment allowlist) into a running
+//! child whose stdin and stdout are pipes palisade holds itself: no other process ever relays the
+//! server's bytes. [`Plain`] is today's launcher: a scrubbed environment, its own process group, and a
+//! [`watchdog`] that kills that group if palisade dies, even by `kill -9`. The sandbox launcher
+//! (namespaces, Landlock, seccomp) will implement the same trait, so callers do not change.
+//!
+//! # Why a watchdog process
+//! A parent-death signal only reaches the direct child, and launchers such as `npx` or `uvx` start the real
+//! server as a grandchild. The watchdog is a re-exec of palisade that blocks reading a pipe only palisade
+//! holds; when palisade dies for any reason the pipe closes and the watchdog kills the server's whole
+//! process group. It never sees the server's traffic.
+#![deny(missing_docs)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+pub mod watchdog;
+
+/// Environment variables passed to servers by default (besides those the policy declares).
+/// `SSH_AUTH_SOCK`, `LD_PRELOAD`, `NODE_OPTIONS`, `PYTHONPATH`, `BASH_ENV` and everything else are not.
+pub const ENV_ALLOWLIST: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR",
+    "TERM", "NO_COLOR",
+];
+
+/// Variables that are never passed, even when a policy asks: they inject code or credentials.
+pub const ENV_NEVER: &[&str] = &[
+    "SSH_AUTH_SOCK", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "NODE_OPTIONS", "PYTHONPATH", "PYTHONSTARTUP",
+    "BASH_ENV", "ENV", "PERL5OPT", "RUBYOPT", "DYLD_INSERT_LIBRARIES",
+];
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The complete environment of the child (see [`scrubbed_env`]).
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct Launched {
+    /// The server process (its stdin/stdout/stderr are piped).
+    pub child: Child,
+    /// Keeps the watchdog armed; dropping it (or palisade dying) kills the server's process group.
+    pub watchdog: Option<ChildStdin>,
+    /// Process id of the watchdog, if any.
+    pub watchdog_pid: Option<u32>,
+}
+
+/// Starts MCP servers. Every spawn in palisade goes through one implementation of this trait.
+pub trait Launcher {
+    /// A short description of the isolation this launcher gives, for the start-up banner and `doctor`.
+    fn describe(&self) -> String;
+    /// Starts the server with piped stdio.
+    fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched>;
+}
+
+/// Builds the child's environment from empty: the allowlist taken from `parent`, then `extra`
+/// (never any name in [`ENV_NEVER`]).
+pub fn scrubbed_env(
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+    extra: &[(String, String)],
+) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = parent
+        .into_iter()
+        .filter(|(k, _)| k.to_str().is_some_and(|k| ENV_ALLOWLIST.contains(&k) && !ENV_NEVER.contains(&k)))
+        .collect();
+    for (k, v) in extra {
+        if ENV_NEVER.contains(&k.as_str()) {
+            continue;
+        }
+        out.retain(|(ek, _)| ek.to_str() != Some(k));
+        out.push((k.into(), v.into()));
+    }
+    out
+}
+
+/// An unsandboxed launcher: scrubbed environment, own process group, watchdog. Not isolation.
+#[derive(Debug, Clone)]
+pub struct Plain {
+    /// The palisade executable to re-exec as the watchdog (`None` disables it; tests only).
+    pub self_exe: Option<PathBuf>,
+}
+
+impl Launcher for Plain {
+    fn describe(&self) -> String {
+        "plain child process (no OS sandbox yet): scrubbed environment, killed with palisade".into()
+    }
+
+    fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched> {
+        let (prog, args) = spec
+            .argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command to run"))?;
+        let mut cmd = Command::new(prog);
+        cmd.args(args)
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot start `{prog}`: {e} (is it installed and on PATH?)"))
+        })?;
+        let (watchdog, watchdog_pid) = match &self.self_exe {
+            Some(exe) => {
+                let wd = watchdog::arm(exe, child.id())?;
+                (Some(wd.0), Some(wd.1))
+            }
+            None => (None, None),
+        };
+        Ok(Launched {
+            child,
+            watchdog,
+            watchdog_pid,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_starts_empty_and_keeps_only_the_allowlist() {
+        let parent = [
+            ("PATH", "/usr/bin"),
+            ("SSH_AUTH_SOCK", "/tmp/agent"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("NODE_OPTIONS", "--require evil"),
+            ("LANG", "C.UTF-8"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env = scrubbed_env(parent, &[("API_TOKEN".into(), "t".into()), ("LD_PRELOAD".into(), "x.so".into())]);
+        let names: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(names, ["PATH", "LANG", "API_TOKEN"]);
+    }
+}
