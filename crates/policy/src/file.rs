@@ -246,7 +246,14 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn report(&mut self, code: Code, span: Range<usize>, key: &str, message: String, help: impl Into<String>) {
+    fn report(
+        &mut self,
+        code: Code,
+        span: Range<usize>,
+        key: &str,
+        message: String,
+        help: impl Into<String>,
+    ) {
         let location = Some(self.loc(span.start));
         self.diags.push(Diagnostic {
             severity: code.severity(),
@@ -312,14 +319,25 @@ impl<'s> Cx<'s> {
         match v.get_ref().as_bool() {
             Some(b) => Some(b),
             None => {
-                self.wrong_type(v, &key, "true or false", format!("write {key} = true or {key} = false"));
+                self.wrong_type(
+                    v,
+                    &key,
+                    "true or false",
+                    format!("write {key} = true or {key} = false"),
+                );
                 None
             }
         }
     }
 
     /// A string value passed through `f`.
-    fn one<T>(&mut self, path: &str, t: &DeTable<'_>, name: &str, f: impl Fn(&str) -> Result<T, Bad>) -> Option<T> {
+    fn one<T>(
+        &mut self,
+        path: &str,
+        t: &DeTable<'_>,
+        name: &str,
+        f: impl Fn(&str) -> Result<T, Bad>,
+    ) -> Option<T> {
         let v = t.get(name)?;
         let key = join(path, name);
         let Some(s) = v.get_ref().as_str() else {
@@ -346,7 +364,12 @@ impl<'s> Cx<'s> {
         let v = t.get(name)?;
         let key = join(path, name);
         let Some(items) = v.get_ref().as_array() else {
-            self.wrong_type(v, &key, "an array of strings", format!("write a list: {key} = [\"…\"]"));
+            self.wrong_type(
+                v,
+                &key,
+                "an array of strings",
+                format!("write a list: {key} = [\"…\"]"),
+            );
             return None;
         };
         let mut seen = BTreeSet::new();
@@ -354,12 +377,23 @@ impl<'s> Cx<'s> {
         for (i, item) in items.iter().enumerate() {
             let ikey = format!("{key}[{i}]");
             let Some(s) = item.get_ref().as_str() else {
-                self.wrong_type(item, &ikey, "a string", format!("quote it: {key} = [\"…\"]"));
+                self.wrong_type(
+                    item,
+                    &ikey,
+                    "a string",
+                    format!("quote it: {key} = [\"…\"]"),
+                );
                 continue;
             };
             if !seen.insert(s) {
                 let message = format!("{ikey} = {:?} is listed twice in {key}", s);
-                self.report(Code::DuplicateEntry, item.span(), &ikey, message, "remove the duplicate entry");
+                self.report(
+                    Code::DuplicateEntry,
+                    item.span(),
+                    &ikey,
+                    message,
+                    "remove the duplicate entry",
+                );
                 continue;
             }
             match f(self, item, &ikey, s) {
@@ -381,13 +415,25 @@ impl<'s> Cx<'s> {
     }
 
     /// A list of paths as written in a file: absolute or `~/…`; relative is an error.
-    fn paths(&mut self, path: &str, t: &DeTable<'_>, name: &str, warn_broad: bool) -> Option<Vec<SitedPath>> {
+    fn paths(
+        &mut self,
+        path: &str,
+        t: &DeTable<'_>,
+        name: &str,
+        warn_broad: bool,
+    ) -> Option<Vec<SitedPath>> {
         self.list(path, t, name, |cx, item, ikey, s| {
             cx.path(item, ikey, s, warn_broad.then_some(name))
         })
     }
 
-    fn path(&mut self, v: &Val<'_>, key: &str, s: &str, broad_kind: Option<&str>) -> Result<SitedPath, Bad> {
+    fn path(
+        &mut self,
+        v: &Val<'_>,
+        key: &str,
+        s: &str,
+        broad_kind: Option<&str>,
+    ) -> Result<SitedPath, Bad> {
         let spec = values::path_spec(s)?;
         if let PathSpec::Relative(_) = spec {
             return Err(Bad::new(
@@ -398,12 +444,23 @@ impl<'s> Cx<'s> {
         }
         let warned_broad = broad_kind.is_some() && is_broad(&spec);
         if let (true, Some(kind)) = (warned_broad, broad_kind) {
-            let what = if kind == "write" { "writable" } else { "readable" };
+            let what = if kind == "write" {
+                "writable"
+            } else {
+                "readable"
+            };
             self.report(
                 Code::BroadRoot,
                 v.span(),
                 key,
-                format!("{key} = {s:?} makes the whole {} {what}, including keys and tokens", if s.starts_with('~') { "home directory" } else { "filesystem" }),
+                format!(
+                    "{key} = {s:?} makes the whole {} {what}, including keys and tokens",
+                    if s.starts_with('~') {
+                        "home directory"
+                    } else {
+                        "filesystem"
+                    }
+                ),
                 "list only the folders the server needs, such as \"~/project\"",
             );
         }
@@ -428,7 +485,11 @@ impl<'s> Cx<'s> {
                 self.bad(
                     v,
                     &key,
-                    Bad::new(Code::InvalidValue, "must be a positive integer", format!("write {key} = 16")),
+                    Bad::new(
+                        Code::InvalidValue,
+                        "must be a positive integer",
+                        format!("write {key} = 16"),
+                    ),
                 );
                 None
             }
@@ -439,7 +500,11 @@ impl<'s> Cx<'s> {
         self.one(path, t, "profile", |s| match s {
             "dev" => Ok(Profile::Dev),
             "prod" => Ok(Profile::Prod),
-            _ => Err(Bad::new(Code::InvalidValue, "is not a profile", "write profile = \"dev\" or profile = \"prod\"")),
+            _ => Err(Bad::new(
+                Code::InvalidValue,
+                "is not a profile",
+                "write profile = \"dev\" or profile = \"prod\"",
+            )),
         })
     }
 
@@ -502,7 +567,10 @@ impl<'s> Cx<'s> {
     fn server(&mut self, path: &str, t: &DeTable<'_>) -> ServerEntry {
         self.known_keys(path, t, SERVER_KEYS);
         let command = t.get("command").and_then(|v| self.command(path, v));
-        let env = t.get("env").map(|v| self.env(&join(path, "env"), v)).unwrap_or_default();
+        let env = t
+            .get("env")
+            .map(|v| self.env(&join(path, "env"), v))
+            .unwrap_or_default();
         let command = match command {
             Some(argv) => Some(ServerCommand { argv, env }),
             None if !env.is_empty() => {
@@ -512,7 +580,10 @@ impl<'s> Cx<'s> {
                     v.span(),
                     &join(path, "command"),
                     format!("{path} sets `env` but has no `command`"),
-                    format!("add {} = [\"program\", \"arg\"…] or remove env", join(path, "command")),
+                    format!(
+                        "add {} = [\"program\", \"arg\"…] or remove env",
+                        join(path, "command")
+                    ),
                 );
                 None
             }
@@ -529,7 +600,12 @@ impl<'s> Cx<'s> {
         let key = join(path, "command");
         let help = format!("write {key} = [\"npx\", \"-y\", \"package@1.2.3\"]");
         let Some(items) = v.get_ref().as_array() else {
-            self.wrong_type(v, &key, "an array of strings (program, then arguments)", help);
+            self.wrong_type(
+                v,
+                &key,
+                "an array of strings (program, then arguments)",
+                help,
+            );
             return None;
         };
         let mut argv = Vec::new();
@@ -571,7 +647,12 @@ impl<'s> Cx<'s> {
                 continue;
             }
             let Some(s) = val.get_ref().as_str() else {
-                self.wrong_type(val, &ikey, "a string", format!("write {ikey} = \"env:{name_str}\""));
+                self.wrong_type(
+                    val,
+                    &ikey,
+                    "a string",
+                    format!("write {ikey} = \"env:{name_str}\""),
+                );
                 continue;
             };
             if let Some(reference) = s.strip_prefix("env:").or_else(|| s.strip_prefix("secret:"))
@@ -589,7 +670,15 @@ impl<'s> Cx<'s> {
                 continue;
             }
             if s.contains('\0') {
-                self.bad(val, &ikey, Bad::new(Code::InvalidEnv, "contains a NUL byte", "remove the NUL byte"));
+                self.bad(
+                    val,
+                    &ikey,
+                    Bad::new(
+                        Code::InvalidEnv,
+                        "contains a NUL byte",
+                        "remove the NUL byte",
+                    ),
+                );
                 continue;
             }
             out.push((name_str.to_owned(), s.to_owned()));
@@ -603,7 +692,9 @@ impl<'s> Cx<'s> {
         for &section in SECTION_KEYS {
             let Some(v) = t.get(section) else { continue };
             let path = join(prefix, section);
-            let Some(st) = self.table(v, &path) else { continue };
+            let Some(st) = self.table(v, &path) else {
+                continue;
+            };
             match section {
                 "tools" => self.tools(&path, st, &mut layer),
                 "filesystem" => self.filesystem(&path, st, &mut layer),
@@ -649,7 +740,11 @@ impl<'s> Cx<'s> {
     }
 
     fn arguments(&mut self, path: &str, t: &DeTable<'_>, layer: &mut Layer) {
-        self.known_keys(path, t, &["schema", "unknown", "auto_detect", "url_schemes", "rule"]);
+        self.known_keys(
+            path,
+            t,
+            &["schema", "unknown", "auto_detect", "url_schemes", "rule"],
+        );
         layer.args_schema = self.bool(path, t, "schema");
         if layer.args_schema == Some(false) {
             let key = join(path, "schema");
@@ -657,7 +752,9 @@ impl<'s> Cx<'s> {
                 Code::SchemaOff,
                 t["schema"].span(),
                 &key,
-                format!("{key} = false lets tool calls through with arguments their own schema forbids"),
+                format!(
+                    "{key} = false lets tool calls through with arguments their own schema forbids"
+                ),
                 format!("remove the line or write {key} = true"),
             );
         }
@@ -675,12 +772,19 @@ impl<'s> Cx<'s> {
         let Some(v) = t.get("rule") else { return };
         let key = join(path, "rule");
         let Some(items) = v.get_ref().as_array() else {
-            self.wrong_type(v, &key, "an array of tables", format!("write each rule as [[{key}]]"));
+            self.wrong_type(
+                v,
+                &key,
+                "an array of tables",
+                format!("write each rule as [[{key}]]"),
+            );
             return;
         };
         for (i, item) in items.iter().enumerate() {
             let ikey = format!("{key}[{i}]");
-            let Some(rt) = self.table(item, &ikey) else { continue };
+            let Some(rt) = self.table(item, &ikey) else {
+                continue;
+            };
             if let Some(rule) = self.arg_rule(&ikey, item.span(), rt) {
                 layer.args_rules.push(rule);
             }
@@ -691,14 +795,24 @@ impl<'s> Cx<'s> {
         self.known_keys(path, t, &["tool", "paths", "urls", "positionals"]);
         let arg_name = |s: &str| {
             if s.is_empty() {
-                Err(Bad::new(Code::InvalidValue, "is an empty argument name", "write the argument's property name"))
+                Err(Bad::new(
+                    Code::InvalidValue,
+                    "is an empty argument name",
+                    "write the argument's property name",
+                ))
             } else {
                 Ok(s.to_owned())
             }
         };
-        let paths = self.plain_list(path, t, "paths", arg_name).unwrap_or_default();
-        let urls = self.plain_list(path, t, "urls", arg_name).unwrap_or_default();
-        let positionals = self.plain_list(path, t, "positionals", arg_name).unwrap_or_default();
+        let paths = self
+            .plain_list(path, t, "paths", arg_name)
+            .unwrap_or_default();
+        let urls = self
+            .plain_list(path, t, "urls", arg_name)
+            .unwrap_or_default();
+        let positionals = self
+            .plain_list(path, t, "positionals", arg_name)
+            .unwrap_or_default();
         if !t.contains_key("tool") {
             self.report(
                 Code::MissingKey,
@@ -760,18 +874,34 @@ impl<'s> Cx<'s> {
     }
 
     fn limits(&mut self, path: &str, t: &DeTable<'_>, layer: &mut Layer) {
-        self.known_keys(path, t, &["max_message_bytes", "call_timeout", "max_concurrent_calls", "rate"]);
+        self.known_keys(
+            path,
+            t,
+            &[
+                "max_message_bytes",
+                "call_timeout",
+                "max_concurrent_calls",
+                "rate",
+            ],
+        );
         if let Some(v) = t.get("max_message_bytes") {
             let key = join(path, "max_message_bytes");
             let parsed = match v.get_ref() {
                 DeValue::String(s) => Some(values::size(s)),
-                DeValue::Integer(_) => Some(int(v.get_ref()).map_or_else(|| values::size_int(-1), values::size_int)),
+                DeValue::Integer(_) => {
+                    Some(int(v.get_ref()).map_or_else(|| values::size_int(-1), values::size_int))
+                }
                 _ => None,
             };
             match parsed {
                 Some(Ok(n)) => layer.max_message_bytes = Some(n),
                 Some(Err(bad)) => self.bad(v, &key, bad),
-                None => self.wrong_type(v, &key, "a byte count or size", format!("write {key} = \"8MiB\"")),
+                None => self.wrong_type(
+                    v,
+                    &key,
+                    "a byte count or size",
+                    format!("write {key} = \"8MiB\""),
+                ),
             }
         }
         layer.call_timeout = self.one(path, t, "call_timeout", values::duration);
@@ -804,5 +934,7 @@ impl<'s> Cx<'s> {
 fn valid_server_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

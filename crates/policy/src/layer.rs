@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::diag::Location;
 use crate::model::{
-    ArgRule, ArgRules, Glob, HostRule, Limits, NetRules, PinMode, Profile, Rate, ToolRules, UnknownArgs,
+    ArgRule, ArgRules, Glob, HostRule, Limits, NetRules, PinMode, Profile, Rate, ToolRules,
+    UnknownArgs,
 };
 use crate::values::PathSpec;
 
@@ -147,7 +148,10 @@ impl Settings {
         }
         set(&mut self.limits.max_message_bytes, &layer.max_message_bytes);
         set(&mut self.limits.call_timeout, &layer.call_timeout);
-        set(&mut self.limits.max_concurrent_calls, &layer.max_concurrent_calls);
+        set(
+            &mut self.limits.max_concurrent_calls,
+            &layer.max_concurrent_calls,
+        );
         set(&mut self.limits.rate, &layer.rate);
         set(&mut self.audit_enabled, &layer.audit_enabled);
         if layer.audit_path.is_some() {

@@ -90,14 +90,23 @@ pub fn resolve(
             None => {
                 let known: Vec<&str> = f.server_names().collect();
                 let help = match values::suggest(name, &known) {
-                    Some(s) => format!("did you mean `{s}`? (servers in {}: {})", f.origin(), known.join(", ")),
-                    None if known.is_empty() => format!("add a [servers.{name}] table to {}", f.origin()),
+                    Some(s) => format!(
+                        "did you mean `{s}`? (servers in {}: {})",
+                        f.origin(),
+                        known.join(", ")
+                    ),
+                    None if known.is_empty() => {
+                        format!("add a [servers.{name}] table to {}", f.origin())
+                    }
                     None => format!("servers in {}: {}", f.origin(), known.join(", ")),
                 };
                 diags.push(cli_diag(
                     Code::UnknownServer,
                     "--server",
-                    format!("--server {name:?} names no [servers.{name}] table in {}", f.origin()),
+                    format!(
+                        "--server {name:?} names no [servers.{name}] table in {}",
+                        f.origin()
+                    ),
                     help,
                 ));
                 None
@@ -135,7 +144,10 @@ pub fn resolve(
     let read = expand_all(&s.fs_read, "readable", env, &mut diags, &mut warnings);
     let write = expand_all(&s.fs_write, "writable", env, &mut diags, &mut warnings);
     let pin_file = s.pin_file.as_ref().and_then(|p| expand(p, env, &mut diags));
-    let audit_path = s.audit_path.as_ref().and_then(|p| expand(p, env, &mut diags));
+    let audit_path = s
+        .audit_path
+        .as_ref()
+        .and_then(|p| expand(p, env, &mut diags));
 
     if diags.has_errors() {
         diags.sort();
@@ -186,7 +198,12 @@ fn apply_overrides(s: &mut Settings, o: &Overrides, diags: &mut Diagnostics) {
         for g in list {
             match values::tool_glob(g) {
                 Ok(g) => out.push(g),
-                Err(bad) => diags.push(cli_diag(bad.code, flag, format!("{flag} {g:?} {}", bad.what), bad.help)),
+                Err(bad) => diags.push(cli_diag(
+                    bad.code,
+                    flag,
+                    format!("{flag} {g:?} {}", bad.what),
+                    bad.help,
+                )),
             }
         }
         out
@@ -194,7 +211,9 @@ fn apply_overrides(s: &mut Settings, o: &Overrides, diags: &mut Diagnostics) {
     if !o.allow_tool.is_empty() {
         s.tools.allow = globs("--allow-tool", &o.allow_tool, diags);
     }
-    s.tools.deny.extend(globs("--deny-tool", &o.deny_tool, diags));
+    s.tools
+        .deny
+        .extend(globs("--deny-tool", &o.deny_tool, diags));
     for h in &o.allow_net {
         match values::host_rule(h) {
             Ok(rule) => s.net.allow.push(rule),
@@ -226,7 +245,12 @@ fn apply_overrides(s: &mut Settings, o: &Overrides, diags: &mut Diagnostics) {
                 warned_broad: false,
             }),
             Err(bad) => {
-                diags.push(cli_diag(bad.code, flag, format!("{flag} {raw:?} {}", bad.what), bad.help));
+                diags.push(cli_diag(
+                    bad.code,
+                    flag,
+                    format!("{flag} {raw:?} {}", bad.what),
+                    bad.help,
+                ));
                 None
             }
         }
@@ -263,14 +287,22 @@ fn expand(p: &SitedPath, env: &ResolveEnv<'_>, diags: &mut Diagnostics) -> Optio
                     origin: p.site.origin.clone(),
                     location: p.site.location,
                     key: p.site.key.clone(),
-                    message: format!("{} = {:?} uses ~, but the home directory is unknown", p.site.key, p.raw),
+                    message: format!(
+                        "{} = {:?} uses ~, but the home directory is unknown",
+                        p.site.key, p.raw
+                    ),
                     help: "set HOME, or write the absolute path".into(),
                 });
                 return None;
             }
         },
     };
-    Some(joined.components().filter(|c| *c != Component::CurDir).collect())
+    Some(
+        joined
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect(),
+    )
 }
 
 fn expand_all(
@@ -282,18 +314,27 @@ fn expand_all(
 ) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for p in paths {
-        let Some(abs) = expand(p, env, diags) else { continue };
+        let Some(abs) = expand(p, env, diags) else {
+            continue;
+        };
         let is_root = abs.parent().is_none();
         let is_home = env.home.is_some_and(|h| abs == h);
         if (is_root || is_home) && !p.warned_broad {
-            let place = if is_root { "the whole filesystem" } else { "the whole home directory" };
+            let place = if is_root {
+                "the whole filesystem"
+            } else {
+                "the whole home directory"
+            };
             warnings.push(Diagnostic {
                 severity: Code::BroadRoot.severity(),
                 code: Code::BroadRoot,
                 origin: p.site.origin.clone(),
                 location: p.site.location,
                 key: p.site.key.clone(),
-                message: format!("{} {:?} makes {place} {what}, including keys and tokens", p.site.key, p.raw),
+                message: format!(
+                    "{} {:?} makes {place} {what}, including keys and tokens",
+                    p.site.key, p.raw
+                ),
                 help: "list only the folders the server needs, such as ~/project".into(),
             });
         }

@@ -52,7 +52,11 @@ pub(crate) fn duration(s: &str) -> Result<Duration, Bad> {
             DURATION_HELP,
         )),
         Ok(d) => Ok(d),
-        Err(_) => Err(Bad::new(Code::InvalidDuration, "is not a duration", DURATION_HELP)),
+        Err(_) => Err(Bad::new(
+            Code::InvalidDuration,
+            "is not a duration",
+            DURATION_HELP,
+        )),
     }
 }
 
@@ -126,8 +130,7 @@ pub(crate) fn rate(s: &str) -> Result<Option<Rate>, Bad> {
     Ok(Some(Rate { count, per }))
 }
 
-const HOST_HELP: &str =
-    "write a host name, glob or IP, optionally with a port: \"api.github.com\", \"*.example.com:443\", \"[::1]:8080\"";
+const HOST_HELP: &str = "write a host name, glob or IP, optionally with a port: \"api.github.com\", \"*.example.com:443\", \"[::1]:8080\"";
 
 /// `HOST[:PORT]`: a host name or glob (lower-cased), an IPv4 literal or a bracketed IPv6 literal.
 pub(crate) fn host_rule(s: &str) -> Result<HostRule, Bad> {
@@ -143,13 +146,18 @@ pub(crate) fn host_rule(s: &str) -> Result<HostRule, Bad> {
         return Err(bad("is not HOST or HOST:PORT"));
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (ip, after) = rest.split_once(']').ok_or_else(|| bad("has an unclosed '['"))?;
+        let (ip, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("has an unclosed '['"))?;
         if ip.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(bad("has an invalid IPv6 address"));
         }
         let port = match after {
             "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad("has text after ']'"))?),
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| bad("has text after ']'"))?,
+            ),
         };
         (ip.to_owned(), port)
     } else {
@@ -217,7 +225,11 @@ pub(crate) fn path_spec(s: &str) -> Result<PathSpec, Bad> {
         ));
     }
     if s.contains('\0') {
-        return Err(Bad::new(Code::InvalidPath, "contains a NUL byte", "remove the NUL byte"));
+        return Err(Bad::new(
+            Code::InvalidPath,
+            "contains a NUL byte",
+            "remove the NUL byte",
+        ));
     }
     if s == "~" {
         return Ok(PathSpec::Home(String::new()));
@@ -297,7 +309,10 @@ mod tests {
         let r = rate("60/min").unwrap().unwrap();
         assert_eq!((r.count, r.per), (60, Duration::from_secs(60)));
         assert_eq!(rate("5/sec").unwrap().unwrap().per, Duration::from_secs(1));
-        assert_eq!(rate("1000/hour").unwrap().unwrap().per, Duration::from_secs(3600));
+        assert_eq!(
+            rate("1000/hour").unwrap().unwrap().per,
+            Duration::from_secs(3600)
+        );
         assert_eq!(rate("off"), Ok(None));
         assert!(rate("0/min").is_err());
         assert!(rate("60").is_err());
@@ -314,7 +329,17 @@ mod tests {
         let h = host_rule("[::1]:8080").unwrap();
         assert_eq!((h.host.as_str(), h.port), ("::1", Some(8080)));
         assert_eq!(host_rule("10.0.0.1").unwrap().host.as_str(), "10.0.0.1");
-        for bad in ["https://x.com", "x.com/path", "x.com:0", "x.com:99999", ":443", "", "[::1", "a b", "u@x"] {
+        for bad in [
+            "https://x.com",
+            "x.com/path",
+            "x.com:0",
+            "x.com:99999",
+            ":443",
+            "",
+            "[::1",
+            "a b",
+            "u@x",
+        ] {
             assert!(host_rule(bad).is_err(), "{bad}");
         }
     }
