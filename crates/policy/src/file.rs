@@ -573,7 +573,7 @@ impl<'s> Cx<'s> {
             .unwrap_or_default();
         let command = match command {
             Some(argv) => Some(ServerCommand { argv, env }),
-            None if !env.is_empty() => {
+            None if !env.is_empty() && !t.contains_key("command") => {
                 let v = &t["env"];
                 self.report(
                     Code::MissingKey,

@@ -69,7 +69,7 @@ pub struct Resolved {
 ///
 /// - `file`: the policy file, if `--policy` was given.
 /// - `server`: `--server NAME`; must name a `[servers.NAME]` table (`unknown-server` otherwise). Its
-///   overrides and command are used.
+///   overrides and command are used ([`Policy::command`] stays `None` if the table has no `command`).
 /// - `derived_server_name`: the name to use when `server` is `None` (derived by the caller from `-- CMD`).
 ///   No `[servers.*]` table is applied implicitly: overrides are used only when asked for by name.
 ///

@@ -397,6 +397,12 @@ fn rejects_empty_command() {
         Code::InvalidCommand,
         3,
     );
+    // A bad command is reported once, not again as "env without command".
+    let d = check(
+        "version = 1\n[servers.a]\ncommand = []\nenv = { A = \"b\" }\n",
+        "p",
+    );
+    assert_eq!(d.codes(), [Code::InvalidCommand]);
 }
 
 #[test]
