@@ -1,4 +1,4 @@
-//! What a guard decides, and why it refused.
+//! Why a guard refused.
 //!
 //! [`DenyReason`] is the single vocabulary of refusals: each variant has a stable kebab-case [`id`]
 //! (recorded in the audit log, matched by tests) and a one-line [`message`] the model and the person can act
@@ -6,19 +6,6 @@
 //!
 //! [`id`]: DenyReason::id
 //! [`message`]: DenyReason::message
-
-use serde_json::{Map, Value};
-
-/// A guard's decision about one message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Forward the message as it is.
-    Allow,
-    /// Refuse it; the pipeline answers the sender and records the reason.
-    Deny(DenyReason),
-    /// Forward this object instead of the original message.
-    Rewrite(Map<String, Value>),
-}
 
 /// Why a message was refused. Variants are matched exactly by tests and recorded by [`DenyReason::id`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,156 @@
+//! The command-line interface: clap types only. Each subcommand's flags are resolved into settings before a
+//! command runs (see `settings.rs`); commands never see these types' raw strings.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Run MCP servers safely: sandbox, MCP-aware guards, audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run an MCP server behind palisade's guards, speaking MCP on stdin/stdout.
+    ///
+    /// Replace `"command": "npx", "args": [...]` in an MCP client config with
+    /// `"command": "palisade", "args": ["run", "--", "npx", ...]`.
+    Run(RunArgs),
+    /// Start a server, list its tools with their pins and hints, and exit.
+    Inspect(InspectArgs),
+    /// Check a policy file and report every problem with its line.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Show, follow or verify the audit log.
+    Logs(LogsArgs),
+    /// Review and approve tool pins.
+    Pin {
+        #[command(subcommand)]
+        command: PinCommand,
+    },
+}
+
+/// Flags shared by `run` and `inspect`: which server, which policy.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Policy file (TOML). Without it, the embedded strict default applies.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// Server name: a `[servers.NAME]` entry of the policy, or a name for the `-- CMD` server (used for pins
+    /// and the audit log; derived from the command when omitted).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) server: Option<String>,
+    /// Profile presets: `dev` (trust tools on first use) or `prod` (pre-approved tools, strict arguments,
+    /// durable audit).
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<ProfileArg>,
+    /// Allow only tools matching this glob (repeatable; replaces the policy's allow list).
+    #[arg(long = "allow-tool", value_name = "GLOB")]
+    pub(crate) allow_tool: Vec<String>,
+    /// Deny tools matching this glob (repeatable; deny wins over allow).
+    #[arg(long = "deny-tool", value_name = "GLOB")]
+    pub(crate) deny_tool: Vec<String>,
+    /// Let path arguments (and, with the sandbox, the server) read under this folder (repeatable).
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub(crate) allow_read: Vec<PathBuf>,
+    /// Let path arguments write under this folder (repeatable; implies read).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub(crate) allow_write: Vec<PathBuf>,
+    /// Allow network access / URL arguments to this host (`api.github.com`, `*.example.com:443`; repeatable).
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    pub(crate) allow_net: Vec<String>,
+    /// Pins file (default: `$XDG_STATE_HOME/palisade/pins.json`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pins: Option<PathBuf>,
+    /// Do not treat existing directories in the server's arguments as readable roots.
+    #[arg(long)]
+    pub(crate) no_auto_roots: bool,
+    /// The server command and its arguments (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Audit log file (default: `$XDG_STATE_HOME/palisade/audit/<server>.jsonl`).
+    #[arg(long = "audit-log", value_name = "FILE")]
+    pub(crate) audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Validate a policy file; exit 1 if it has errors.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print the embedded default policy.
+    Default,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Audit log file (default: the most recently written log under `$XDG_STATE_HOME/palisade/audit/`).
+    pub(crate) file: Option<PathBuf>,
+    /// Keep printing new events as they are written.
+    #[arg(long, conflicts_with = "verify")]
+    pub(crate) follow: bool,
+    /// Recompute the hash chain; exit 1 and name the first broken line if it does not verify.
+    #[arg(long)]
+    pub(crate) verify: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PinCommand {
+    /// List pinned tools and tools awaiting approval.
+    List {
+        /// Only this server.
+        #[arg(long)]
+        server: Option<String>,
+        /// Pins file.
+        #[arg(long, value_name = "FILE")]
+        pins: Option<PathBuf>,
+    },
+    /// Approve the definition palisade last saw for these tools (after reviewing it with `palisade inspect`).
+    Accept {
+        /// Server name (as shown by `palisade pin list`).
+        #[arg(long)]
+        server: Option<String>,
+        /// Pins file.
+        #[arg(long, value_name = "FILE")]
+        pins: Option<PathBuf>,
+        /// Approve every tool awaiting approval for the server.
+        #[arg(long, conflicts_with = "tools")]
+        all: bool,
+        /// Tool names.
+        tools: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProfileArg {
+    Dev,
+    Prod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}

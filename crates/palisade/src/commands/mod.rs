@@ -1,0 +1,7 @@
+//! One file per subcommand.
+
+pub(crate) mod inspect;
+pub(crate) mod logs;
+pub(crate) mod pin;
+pub(crate) mod policy;
+pub(crate) mod run;
