@@ -83,7 +83,10 @@ pub struct McpProcess {
 
 impl std::fmt::Debug for McpProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpProcess").field("pid", &self.child.id()).field("command", &self.label).finish()
+        f.debug_struct("McpProcess")
+            .field("pid", &self.child.id())
+            .field("command", &self.label)
+            .finish()
     }
 }
 
@@ -92,8 +95,12 @@ impl McpProcess {
     /// Panics if it cannot be started.
     pub fn spawn(mut cmd: Command) -> Self {
         let label = describe(&cmd);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{label}`: {e}"));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn `{label}`: {e}"));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr_pipe = child.stderr.take().expect("piped stderr");
@@ -139,7 +146,10 @@ impl McpProcess {
                 loop {
                     match stderr_pipe.read(&mut buf) {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => sink.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]),
+                        Ok(n) => sink
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend_from_slice(&buf[..n]),
                     }
                 }
             })
@@ -181,22 +191,26 @@ impl McpProcess {
 
     /// Writes `bytes` to the child's stdin as they are (no newline added) and flushes.
     pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin already closed"))?;
+        let stdin = self.stdin.as_mut().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin already closed")
+        })?;
         stdin.write_all(bytes)?;
         stdin.flush()
     }
 
     /// Like [`McpProcess::try_send_raw`], but panics (with stderr) if the write fails.
+    #[track_caller]
     pub fn send_raw(&mut self, bytes: &[u8]) {
         if let Err(e) = self.try_send_raw(bytes) {
-            self.fail(&format!("writing {} bytes to stdin failed: {e}", bytes.len()));
+            self.fail(&format!(
+                "writing {} bytes to stdin failed: {e}",
+                bytes.len()
+            ));
         }
     }
 
     /// Writes one message as a single line.
+    #[track_caller]
     pub fn send(&mut self, message: &Value) {
         let mut line = serde_json::to_vec(message).expect("serialize message");
         line.push(b'\n');
@@ -204,6 +218,7 @@ impl McpProcess {
     }
 
     /// Sends a request with the next id (1, 2, …) and returns that id without waiting.
+    #[track_caller]
     pub fn send_request(&mut self, method: &str, params: Value) -> Value {
         let id = json!(self.next_id);
         self.next_id += 1;
@@ -217,21 +232,26 @@ impl McpProcess {
 
     /// Sends a request and waits (default timeout) for the response with its id; returns the whole response
     /// object (`result` or `error`). Messages arriving meanwhile are queued.
+    #[track_caller]
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let timeout = self.timeout;
         self.request_timeout(method, params, timeout)
     }
 
     /// [`McpProcess::request`] with an explicit timeout.
+    #[track_caller]
     pub fn request_timeout(&mut self, method: &str, params: Value, timeout: Duration) -> Value {
         let id = self.send_request(method, params);
         match self.try_wait_response(&id, timeout) {
             Some(response) => response,
-            None => self.fail(&format!("no response to `{method}` (id {id}) within {timeout:?}")),
+            None => self.fail(&format!(
+                "no response to `{method}` (id {id}) within {timeout:?}"
+            )),
         }
     }
 
     /// Sends a notification (`params` omitted when null).
+    #[track_caller]
     pub fn notify(&mut self, method: &str, params: Value) {
         let mut msg = json!({ "jsonrpc": "2.0", "method": method });
         if !params.is_null() {
@@ -241,24 +261,30 @@ impl McpProcess {
     }
 
     /// Answers a server→client request with `result`.
+    #[track_caller]
     pub fn respond(&mut self, id: &Value, result: Value) {
         self.send(&json!({ "jsonrpc": "2.0", "id": id, "result": result }));
     }
 
     /// Answers a server→client request with an error.
+    #[track_caller]
     pub fn respond_error(&mut self, id: &Value, code: i64, message: &str) {
-        self.send(&json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }));
+        self.send(
+            &json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }),
+        );
     }
 
     // ----- handshakes -----
 
     /// The 2025-11-25 handshake: `initialize` (declaring sampling, elicitation and roots) and then
     /// `notifications/initialized`. Returns the whole `initialize` response; panics if it is an error.
+    #[track_caller]
     pub fn initialize(&mut self) -> Value {
         self.initialize_with(LEGACY_PROTOCOL_VERSION, client_capabilities())
     }
 
     /// [`McpProcess::initialize`] with a chosen protocol version and capabilities.
+    #[track_caller]
     pub fn initialize_with(&mut self, protocol_version: &str, capabilities: Value) -> Value {
         let response = self.request(
             "initialize",
@@ -277,14 +303,19 @@ impl McpProcess {
 
     /// The 2026-07-28 probe: `server/discover` with per-request `_meta`. Returns the whole response (the caller
     /// decides whether an error is expected, e.g. from a legacy-only server).
+    #[track_caller]
     pub fn discover(&mut self) -> Value {
-        self.request("server/discover", json!({ "_meta": modern_meta(MODERN_PROTOCOL_VERSION) }))
+        self.request(
+            "server/discover",
+            json!({ "_meta": modern_meta(MODERN_PROTOCOL_VERSION) }),
+        )
     }
 
     // ----- receiving -----
 
     /// Waits for the response with `id`; `None` on timeout (use it to assert that no answer comes, e.g. after a
     /// cancellation). Panics if stdout closes first.
+    #[track_caller]
     pub fn try_wait_response(&mut self, id: &Value, timeout: Duration) -> Option<Value> {
         self.wait_for(timeout, &format!("the response with id {id}"), |me| {
             let pos = me.responses.iter().position(|r| r.get("id") == Some(id))?;
@@ -293,6 +324,7 @@ impl McpProcess {
     }
 
     /// Waits (default timeout) for the response with `id`; panics with stderr on timeout.
+    #[track_caller]
     pub fn wait_response(&mut self, id: &Value) -> Value {
         let timeout = self.timeout;
         match self.try_wait_response(id, timeout) {
@@ -302,6 +334,7 @@ impl McpProcess {
     }
 
     /// Waits for the next server→client request (sampling, elicitation, roots/list, ping…); panics on timeout.
+    #[track_caller]
     pub fn next_server_request(&mut self, timeout: Duration) -> Value {
         match self.try_next_server_request(timeout) {
             Some(r) => r,
@@ -310,14 +343,21 @@ impl McpProcess {
     }
 
     /// Like [`McpProcess::next_server_request`] but returns `None` on timeout.
+    #[track_caller]
     pub fn try_next_server_request(&mut self, timeout: Duration) -> Option<Value> {
-        self.wait_for(timeout, "a server→client request", |me| me.server_requests.pop_front())
+        self.wait_for(timeout, "a server→client request", |me| {
+            me.server_requests.pop_front()
+        })
     }
 
     /// Waits for a notification with `method`, removes it from the queue and returns it; panics on timeout.
+    #[track_caller]
     pub fn wait_notification(&mut self, method: &str, timeout: Duration) -> Value {
         let found = self.wait_for(timeout, &format!("notification `{method}`"), |me| {
-            let pos = me.notifications.iter().position(|n| n["method"] == method)?;
+            let pos = me
+                .notifications
+                .iter()
+                .position(|n| n["method"] == method)?;
             Some(me.notifications.remove(pos))
         });
         match found {
@@ -399,6 +439,7 @@ impl McpProcess {
     }
 
     /// Waits up to `timeout` for the child to exit; `None` if it is still running.
+    #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -420,6 +461,7 @@ impl McpProcess {
     // ----- internals -----
 
     /// Pumps events until `take` yields something, stdout closes (panic) or `timeout` passes (`None`).
+    #[track_caller]
     fn wait_for<T>(
         &mut self,
         timeout: Duration,
@@ -434,7 +476,9 @@ impl McpProcess {
             }
             if self.stdout_eof {
                 let status = self.wait_exit(Duration::from_millis(500));
-                self.fail(&format!("stdout closed while waiting for {what} (exit status: {status:?})"));
+                self.fail(&format!(
+                    "stdout closed while waiting for {what} (exit status: {status:?})"
+                ));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -470,7 +514,8 @@ impl McpProcess {
             }
             Event::Error(e) => {
                 self.stdout_eof = true;
-                self.invalid.push(format!("<stdout read error: {e}>").into_bytes());
+                self.invalid
+                    .push(format!("<stdout read error: {e}>").into_bytes());
                 return;
             }
         };
@@ -494,6 +539,7 @@ impl McpProcess {
     }
 
     /// Panics with `what`, the queued messages and the tail of stderr.
+    #[track_caller]
     fn fail(&mut self, what: &str) -> ! {
         self.drain_ready();
         // Give the stderr thread a moment to copy a dying child's last words.
@@ -509,8 +555,14 @@ impl McpProcess {
             stderr
         };
         let list = |items: &mut dyn Iterator<Item = String>| {
-            let items: Vec<String> = items.map(|s| format!("    {}", truncate(&s, 500))).collect();
-            if items.is_empty() { "    (none)".to_owned() } else { items.join("\n") }
+            let items: Vec<String> = items
+                .map(|s| format!("    {}", truncate(&s, 500)))
+                .collect();
+            if items.is_empty() {
+                "    (none)".to_owned()
+            } else {
+                items.join("\n")
+            }
         };
         panic!(
             "{what}\n  command: {}\n  unclaimed responses:\n{}\n  server requests:\n{}\n  notifications:\n{}\n  \
@@ -519,7 +571,12 @@ impl McpProcess {
             list(&mut self.responses.iter().map(Value::to_string)),
             list(&mut self.server_requests.iter().map(Value::to_string)),
             list(&mut self.notifications.iter().map(Value::to_string)),
-            list(&mut self.invalid.iter().map(|l| String::from_utf8_lossy(l).into_owned())),
+            list(
+                &mut self
+                    .invalid
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+            ),
             tail,
         );
     }

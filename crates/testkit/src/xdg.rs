@@ -23,9 +23,14 @@ impl TempDir {
     pub fn new(label: &str) -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("palisade-{label}-{}-{n}-{nanos:09}", std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "palisade-{label}-{}-{n}-{nanos:09}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         // Canonical, so tests can compare it with paths a server reports back.
         let path = path.canonicalize().unwrap_or(path);
@@ -69,7 +74,8 @@ impl TestHome {
         let root = TempDir::new("home");
         for sub in ["home", "config", "state", "data", "cache"] {
             let dir = root.join(sub);
-            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         }
         TestHome { root }
     }
@@ -134,7 +140,8 @@ mod tests {
         let root = home.root().to_path_buf();
         assert!(home.config_home().is_dir());
         let mut cmd = Command::new("/bin/sh");
-        home.apply(&mut cmd).args(["-c", "printf '%s|%s' \"$HOME\" \"$XDG_STATE_HOME\""]);
+        home.apply(&mut cmd)
+            .args(["-c", "printf '%s|%s' \"$HOME\" \"$XDG_STATE_HOME\""]);
         let out = cmd.output().unwrap();
         let expected = format!("{}|{}", home.home().display(), home.state_home().display());
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
