@@ -1,0 +1,4 @@
+//! End-to-end tests: the real `palisade` binary against real MCP servers at pinned versions
+//! (`tests/peers/`), driven by a real client over stdio. Each test gets its own `HOME` and `XDG_*` dirs.
+
+mod util;
