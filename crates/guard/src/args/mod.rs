@@ -29,10 +29,10 @@ pub mod urls;
 /// opens file descriptor 5; `str(-5)` is an option), so the caller must refuse.
 ///
 /// `pointer` is the argument's own pointer, e.g. `format!("/{}", pointer_token(name))`.
-pub fn string_values<'a>(
-    v: &'a Value,
+pub fn string_values(
+    v: &Value,
     pointer: String,
-) -> impl Iterator<Item = (String, Result<&'a str, String>)> {
+) -> impl Iterator<Item = (String, Result<&str, String>)> {
     let mut out = Vec::new();
     let mut stack = vec![(pointer, v)];
     while let Some((ptr, v)) = stack.pop() {

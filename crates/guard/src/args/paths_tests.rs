@@ -53,11 +53,11 @@ impl Drop for Tree {
     }
 }
 
-fn roots(read: &[PathBuf], write: &[PathBuf], cwd: &Path) -> Roots {
+fn roots(read: &[&Path], write: &[&Path], cwd: &Path) -> Roots {
     Roots::new(
         &FsRules {
-            read: read.to_vec(),
-            write: write.to_vec(),
+            read: read.iter().map(|p| p.to_path_buf()).collect(),
+            write: write.iter().map(|p| p.to_path_buf()).collect(),
         },
         cwd.to_path_buf(),
     )
@@ -73,7 +73,7 @@ fn cve_2025_53110_prefix_sibling() {
     let t = Tree::new("prefix");
     let allowed = t.dir("allowed");
     t.file("allowed_evil/secret");
-    let r = roots(&[], &[allowed.clone()], &allowed);
+    let r = roots(&[], &[&allowed], &allowed);
     let err = check(&t.p("allowed_evil/secret"), Access::Read, &r).unwrap_err();
     assert!(err.contains("outside the allowed folders"), "{err}");
     assert!(check(&t.p("allowed_evil"), Access::Read, &r).is_err());
@@ -91,7 +91,7 @@ fn cve_2025_53109_symlink_escape() {
     let root = t.dir("root");
     let outside = t.dir("outside");
     t.file("outside/secret");
-    let r = roots(&[], &[root.clone()], &root);
+    let r = roots(&[], &[&root], &root);
 
     // A symlink inside the root to a file outside.
     t.link("root/passwd", &outside.join("secret"));
@@ -122,7 +122,7 @@ fn accepts_symlink_that_stays_inside_root() {
     let root = t.dir("root");
     let real = t.file("root/a/real.txt");
     t.link("root/alias", &root.join("a"));
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     assert_eq!(
         check(&t.p("root/alias/real.txt"), Access::Read, &r).unwrap(),
         real
@@ -134,7 +134,7 @@ fn accepts_root_that_is_itself_a_symlink() {
     let t = Tree::new("root-link");
     let real = t.dir("real");
     let via = t.link("via", &real);
-    let r = roots(&[], &[via.clone()], &via);
+    let r = roots(&[], &[&via], &via);
     assert_eq!(
         check(&t.p("via/new.txt"), Access::Write, &r).unwrap(),
         real.join("new.txt")
@@ -150,7 +150,7 @@ fn rejects_dot_dot_escapes() {
     let t = Tree::new("dotdot");
     let root = t.dir("root");
     t.file("secret");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     assert!(check(&t.p("root/../secret"), Access::Read, &r).is_err());
     assert!(check(&t.p("root/a/../../secret"), Access::Read, &r).is_err());
     assert!(check("../secret", Access::Read, &r).is_err());
@@ -173,7 +173,7 @@ fn rejects_dot_dot_after_symlink_that_resolves_two_ways() {
     t.file("outside/secret");
     t.link("root/link", &t.base.join("outside/deep"));
     t.file("root/secret");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     let err = check(&t.p("root/link/../secret"), Access::Read, &r).unwrap_err();
     assert!(err.contains("follows a symbolic link"), "{err}");
 }
@@ -182,7 +182,7 @@ fn rejects_dot_dot_after_symlink_that_resolves_two_ways() {
 fn rejects_dot_dot_after_missing_folder() {
     let t = Tree::new("dotdot-missing");
     let root = t.dir("root");
-    let r = roots(&[], &[root.clone()], &root);
+    let r = roots(&[], &[&root], &root);
     let err = check(&t.p("root/nope/../x"), Access::Write, &r).unwrap_err();
     assert!(err.contains("does not exist"), "{err}");
 }
@@ -191,7 +191,7 @@ fn rejects_dot_dot_after_missing_folder() {
 fn rejects_percent_encoded_traversal() {
     let t = Tree::new("pct");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     for raw in [
         "%2e%2e/%2e%2e/etc/passwd",
         "%2E%2E/secret",
@@ -214,7 +214,7 @@ fn rejects_percent_encoded_traversal() {
 fn rejects_nul_byte() {
     let t = Tree::new("nul");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     let err = check(
         &format!("{}\0/../../etc/passwd", t.p("root/a")),
         Access::Read,
@@ -228,7 +228,7 @@ fn rejects_nul_byte() {
 fn rejects_tilde() {
     let t = Tree::new("tilde");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     for raw in ["~", "~/.ssh/id_ed25519", "~root/.bashrc"] {
         let err = check(raw, Access::Read, &r).unwrap_err();
         assert!(err.contains("does not expand"), "{err}");
@@ -242,7 +242,7 @@ fn rejects_relative_path_resolving_outside() {
     let t = Tree::new("relative");
     let root = t.dir("root");
     let cwd = t.dir("elsewhere");
-    let r = roots(&[root.clone()], &[], &cwd);
+    let r = roots(&[&root], &[], &cwd);
     let err = check("notes.txt", Access::Read, &r).unwrap_err();
     assert!(err.contains("resolves to"), "{err}");
     assert_eq!(
@@ -255,7 +255,7 @@ fn rejects_relative_path_resolving_outside() {
 fn rejects_relative_path_without_working_directory() {
     let t = Tree::new("nocwd");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], Path::new("relative/cwd"));
+    let r = roots(&[&root], &[], Path::new("relative/cwd"));
     assert!(!r.problems().is_empty());
     assert!(
         check("a.txt", Access::Read, &r)
@@ -269,7 +269,7 @@ fn rejects_relative_path_without_working_directory() {
 fn rejects_mixed_separators() {
     let t = Tree::new("backslash");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     for raw in [
         "..\\..\\etc\\passwd",
         "a/..\\..\\secret",
@@ -289,7 +289,7 @@ fn rejects_mixed_separators() {
 fn rejects_empty_whitespace_and_control_characters() {
     let t = Tree::new("junk");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     assert!(check("", Access::Read, &r).unwrap_err().contains("empty"));
     assert!(
         check(" /etc/passwd", Access::Read, &r)
@@ -314,7 +314,7 @@ fn accepts_root_itself_and_nested_paths() {
     let t = Tree::new("nested");
     let root = t.dir("root");
     let deep = t.file("root/a/b/c.txt");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     assert_eq!(check(&t.p("root"), Access::Read, &r).unwrap(), root);
     assert_eq!(
         check(&format!("{}/", t.p("root")), Access::Read, &r).unwrap(),
@@ -334,7 +334,7 @@ fn accepts_root_itself_and_nested_paths() {
 fn accepts_new_file_in_write_root() {
     let t = Tree::new("newfile");
     let root = t.dir("root");
-    let r = roots(&[], &[root.clone()], &root);
+    let r = roots(&[], &[&root], &root);
     assert_eq!(
         check(&t.p("root/new/dir/file.txt"), Access::Write, &r).unwrap(),
         root.join("new/dir/file.txt")
@@ -347,7 +347,7 @@ fn rejects_write_to_read_root() {
     let ro = t.dir("ro");
     let rw = t.dir("rw");
     t.file("ro/a.txt");
-    let r = roots(&[ro.clone()], &[rw.clone()], &rw);
+    let r = roots(&[&ro], &[&rw], &rw);
     assert!(check(&t.p("ro/a.txt"), Access::Read, &r).is_ok());
     let err = check(&t.p("ro/a.txt"), Access::Write, &r).unwrap_err();
     assert!(err.contains("read-only folder"), "{err}");
@@ -372,7 +372,7 @@ fn reports_missing_roots_and_still_confines_to_them() {
     let t = Tree::new("missing");
     let present = t.dir("present");
     let missing = t.base.join("later/data");
-    let r = roots(&[], &[present.clone(), missing.clone()], &present);
+    let r = roots(&[], &[&present, &missing], &present);
     assert_eq!(r.problems().len(), 1, "{:?}", r.problems());
     assert!(r.problems()[0].contains("does not exist"));
     assert_eq!(
@@ -387,7 +387,7 @@ fn accepts_file_urls_after_decoding() {
     let t = Tree::new("fileurl");
     let root = t.dir("root");
     let f = t.file("root/my file.txt");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     let url = format!("file://{}", t.p("root/my%20file.txt"));
     assert_eq!(check(&url, Access::Read, &r).unwrap(), f);
     let url = format!("FILE://localhost{}", t.p("root/my%20file.txt"));
@@ -398,7 +398,7 @@ fn accepts_file_urls_after_decoding() {
 fn rejects_file_urls_that_escape_or_are_ambiguous() {
     let t = Tree::new("fileurl-bad");
     let root = t.dir("root");
-    let r = roots(&[root.clone()], &[], &root);
+    let r = roots(&[&root], &[], &root);
     assert!(check("file:///etc/passwd", Access::Read, &r).is_err());
     assert!(
         check(
@@ -528,4 +528,63 @@ fn detects_url_arguments_by_name_and_format() {
         "url",
         Some(&json!({"type": "boolean"}))
     ));
+}
+
+/// Whatever the model sends, an accepted path leads inside the root both as palisade resolved it and as the
+/// kernel resolves the raw text (symlinks first, then `..`), and as a lexical resolver (Node, Python) does.
+#[test]
+fn accepted_paths_stay_inside_root_however_resolved() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let t = Tree::new("prop");
+    let root = t.dir("root");
+    t.dir("root/a/b");
+    t.file("root/a/f.txt");
+    t.dir("root_evil");
+    t.file("root_evil/s");
+    t.dir("outside/deep");
+    t.file("outside/s");
+    t.link("root/up", &t.base);
+    t.link("root/out", &t.base.join("outside/deep"));
+    t.link("root/inner", &root.join("a"));
+    t.link("root/a/loop", &root.join("a/b"));
+    t.link("root/dangle", &t.base.join("outside/nothing"));
+    let r = roots(&[], &[&root], &root);
+
+    // Weighted towards the interesting parts: `..` and the links.
+    let segment = prop_oneof![
+        4 => Just(".."),
+        3 => prop::sample::select(vec!["up", "out", "inner", "loop", "dangle"]),
+        3 => prop::sample::select(vec![
+            ".", "a", "b", "f.txt", "s", "root", "root_evil", "deep", "new", "",
+        ]),
+    ];
+    let input = (any::<bool>(), prop::collection::vec(segment, 1..7));
+    let mut runner = TestRunner::new(Config {
+        cases: 4000,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&input, |(absolute, segs)| {
+            let rel = segs.join("/");
+            let raw = if absolute {
+                format!("{}/{rel}", t.base.display())
+            } else {
+                rel
+            };
+            if let Ok(resolved) = check_path(&raw, Access::Write, &r, &RealFs) {
+                prop_assert!(resolved.starts_with(&root), "{raw} -> {resolved:?}");
+                let abs = root.join(&raw);
+                if let Ok(kernel) = fs::canonicalize(&abs) {
+                    prop_assert!(kernel.starts_with(&root), "{raw}: kernel {kernel:?}");
+                }
+                if let Ok(lex) = fs::canonicalize(lexical(&abs)) {
+                    prop_assert!(lex.starts_with(&root), "{raw}: lexical {lex:?}");
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
 }

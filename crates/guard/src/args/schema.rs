@@ -16,6 +16,8 @@
 //!   than half-applied.
 //! - `$schema` picks the draft (draft-04/06/07, 2019-09, 2020-12, detected by `jsonschema`); without it the
 //!   default is 2020-12, as MCP specifies. An unrecognized `$schema` fails to compile (it would need fetching).
+//! - Regexes (`pattern`, `patternProperties`) run with a backtracking budget and a size cap; a match that
+//!   exceeds the budget counts as a failure, so a catastrophic pattern costs a denial, not a stall.
 //! - Error text quotes argument values, truncated, on one line: it goes to the model and the audit log.
 //!
 //! # Unknown arguments
@@ -41,6 +43,11 @@ use crate::DenyReason;
 const MAX_ERRORS: usize = 3;
 /// Longest single error message kept (in characters); values in messages can be large.
 const MAX_ERROR_CHARS: usize = 160;
+/// Backtracking budget per regex match: a hostile `pattern` with backreferences or lookarounds could
+/// otherwise spend seconds per call. Exceeding it is a validation failure (fail closed).
+const REGEX_BACKTRACK_LIMIT: usize = 100_000;
+/// Largest compiled regex, in bytes: a schema must not make palisade allocate without bound.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// How deep the declared-names walk follows combinators and references before giving up (fail closed).
 const MAX_WALK_DEPTH: usize = 32;
 
@@ -104,10 +111,7 @@ impl ToolSchema {
     /// then refuses calls to the tool ([`DenyReason::SchemaUnusable`]), because arguments it cannot check
     /// must not pass.
     pub fn compile(input_schema: &Value) -> Result<ToolSchema, String> {
-        let validator = jsonschema::options()
-            // Belt and braces: the remote/file retrievers are compiled out; this also refuses anything not in
-            // the schema itself.
-            .offline()
+        let validator = options()
             .build(input_schema)
             .map_err(|e| one_line(&e.to_string(), 300))?;
         let declared = Declared::of(input_schema);
@@ -201,8 +205,7 @@ impl Declared {
                 .iter()
                 .map(|p| json!({ "type": "string", "pattern": p }))
                 .collect();
-            match jsonschema::options()
-                .offline()
+            match options()
                 .with_draft(jsonschema::Draft::Draft202012)
                 .build(&json!({ "anyOf": any_of }))
             {
@@ -311,6 +314,19 @@ impl<'a> Walk<'a> {
             )),
         }
     }
+}
+
+/// The one place validators are configured.
+fn options() -> jsonschema::ValidationOptions<'static> {
+    jsonschema::options()
+        // Belt and braces: the remote/file retrievers are compiled out; this also refuses anything not in
+        // the schema itself.
+        .offline()
+        .with_pattern_options(
+            jsonschema::PatternOptions::fancy_regex()
+                .backtrack_limit(REGEX_BACKTRACK_LIMIT)
+                .size_limit(REGEX_SIZE_LIMIT),
+        )
 }
 
 /// Whether an `additionalProperties`-style value is a deliberate schema (declares a map-like interface)

@@ -315,3 +315,18 @@ fn maps_problems_to_deny_reasons() {
         }
     );
 }
+
+#[test]
+fn rejects_catastrophic_pattern_quickly() {
+    // A backreference forces the backtracking engine; the budget turns the blow-up into a refusal.
+    let s = schema(json!({
+        "properties": {"q": {"type": "string", "pattern": "^(a+)+\\1$"}}
+    }));
+    let started = std::time::Instant::now();
+    let q = format!("{}b", "a".repeat(40));
+    assert!(matches!(
+        s.validate(&json!({"q": q}), UnknownArgs::Allow),
+        Err(ArgProblem::Invalid(_))
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
