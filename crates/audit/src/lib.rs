@@ -39,16 +39,16 @@
 
 pub mod chain;
 pub mod event;
-mod follow;
-mod redact;
+pub mod redaction;
+pub mod render;
 #[cfg(test)]
 mod tests;
-mod verify;
-mod writer;
+pub mod verifier;
+pub mod writer;
 
 pub use chain::{GENESIS, TORN_REASON};
 pub use event::{Decision, Event, Kind, Status, now_rfc3339};
-pub use follow::{POLL, follow, format_human};
-pub use redact::{is_secret_key, redact, redact_str};
-pub use verify::{Broken, BrokenReason, VerifySummary, verify};
+pub use redaction::{is_secret_key, redact, redact_str};
+pub use render::{POLL, follow, format_human};
+pub use verifier::{Broken, BrokenReason, VerifySummary, verify};
 pub use writer::{AuditLog, MAX_TAIL_BYTES, MAX_TORN_LINES, Sink};

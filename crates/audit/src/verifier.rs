@@ -1,7 +1,7 @@
 //! Chain verification (`palisade logs --verify`).
 //!
 //! [`verify`] reads a log line by line (never holding more than one line in memory), checks each line
-//! textually as described in [`chain`](crate::chain), and then checks the links: `prev` must equal the
+//! textually as described in [`chain`], and then checks the links: `prev` must equal the
 //! previous line's hash and `seq` must be the previous `seq` + 1. The first failure is reported as a
 //! [`Broken`] with its 1-based line number, so a person can open the file at that line.
 
