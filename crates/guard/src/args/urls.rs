@@ -66,6 +66,11 @@ pub fn check_url(raw: &str, schemes: &[String], net: &NetRules) -> Result<Url, S
         Host::Ipv4(ip) => check_ip(IpAddr::V4(ip), port, net, &shown(&ip.to_string()))?,
         Host::Ipv6(ip) => check_ip(IpAddr::V6(ip), port, net, &shown(&format!("[{ip}]")))?,
         Host::Domain(d) => {
+            // Only schemes the URL standard does not know leave a dotted quad as a name.
+            if let Ok(ip) = d.parse::<Ipv4Addr>() {
+                check_ip(IpAddr::V4(ip), port, net, &shown(d))?;
+                return Ok(url);
+            }
             let name = domain_name(d)?;
             if let Some(why) = local_name(&name) {
                 if !net.allow.iter().any(|r| names_literally(r, &name, port)) {

@@ -253,6 +253,9 @@ fn rejects_numeric_host_for_opaque_schemes() {
     assert!(check_url("git://0x7f.1/repo", &schemes, &n).is_err());
     assert!(check_url("git://localhost/repo", &schemes, &n).is_err());
     assert!(check_url("git://git.example.org/repo", &schemes, &n).is_ok());
+    assert!(check_url("git://10.0.0.1/repo", &schemes, &n).is_err());
+    assert!(check_url("git://8.8.8.8/repo", &schemes, &n).is_ok());
+    assert!(check_url("git://010.0.0.1/repo", &schemes, &n).is_err());
 }
 
 #[test]
