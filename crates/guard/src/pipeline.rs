@@ -259,21 +259,16 @@ impl Pipeline {
                 Outcome::forward(Some(note))
             }
             Kind::Notification { method } => {
-                if method == "notifications/cancelled" {
-                    if let Some(rid) = msg
+                if method == "notifications/cancelled"
+                    && let Some(rid) = msg
                         .params()
                         .and_then(|p| p.get("requestId"))
                         .and_then(Id::from_value)
-                    {
-                        if st.in_flight.get(&rid).is_some_and(|f| !f.internal) {
-                            if let Some(f) = st.in_flight.remove(&rid) {
-                                if f.tool.is_some() {
+                        && st.in_flight.get(&rid).is_some_and(|f| !f.internal)
+                            && let Some(f) = st.in_flight.remove(&rid)
+                                && f.tool.is_some() {
                                     st.calls_in_flight = st.calls_in_flight.saturating_sub(1);
                                 }
-                            }
-                        }
-                    }
-                }
                 let mut note = Note::new(NoteKind::Notify, Direction::ToServer, Decision::Allow);
                 note.method = Some(method.clone());
                 Outcome::forward(Some(note))
@@ -434,15 +429,14 @@ impl Pipeline {
                     if !st.refresh_pending {
                         out.to_server.push(self.refresh_tools(st, now));
                     }
-                } else if method == "notifications/cancelled" {
-                    if let Some(rid) = msg
+                } else if method == "notifications/cancelled"
+                    && let Some(rid) = msg
                         .params()
                         .and_then(|p| p.get("requestId"))
                         .and_then(Id::from_value)
                     {
                         st.server_requests.remove(&rid);
                     }
-                }
                 let mut note = Note::new(NoteKind::Notify, Direction::ToClient, Decision::Allow);
                 note.method = Some(method.clone());
                 out.notes.push(note);
@@ -645,11 +639,10 @@ impl Pipeline {
         st.internal_seq += 1;
         let id_value = Value::String(format!("palisade-internal-{}", st.internal_seq));
         let id = Id::from_value(&id_value).unwrap_or_else(|| unreachable!("a string is an id"));
-        if st.era == Some(Era::Stateless) {
-            if let Some(meta) = &st.last_meta {
+        if st.era == Some(Era::Stateless)
+            && let Some(meta) = &st.last_meta {
                 params.insert("_meta".into(), meta.clone());
             }
-        }
         st.in_flight.insert(
             id,
             InFlight {
@@ -818,3 +811,7 @@ pub fn denied_tool_result(id: &Id, reason: &DenyReason) -> Vec<u8> {
     });
     serde_json::to_vec(&v).unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

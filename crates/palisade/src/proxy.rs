@@ -162,12 +162,11 @@ impl Proxy {
 
     /// Wakes the timer if the earliest deadline moved earlier than what it sleeps towards.
     fn arm_timer(&self, s: &mut Session) {
-        if let Some(d) = self.pipeline.next_deadline(&s.st) {
-            if s.timer_target.is_none_or(|t| d < t) {
+        if let Some(d) = self.pipeline.next_deadline(&s.st)
+            && s.timer_target.is_none_or(|t| d < t) {
                 s.timer_target = Some(d);
                 self.timer.notify_one();
             }
-        }
     }
 
     /// Runs the pipeline under the lock; returns the outcome, the client's name and pins to persist.
@@ -223,12 +222,11 @@ impl Proxy {
 
     fn to_server(&self, bytes: &[u8]) {
         let mut guard = self.server_in.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = guard.as_mut() {
-            if write_line(w, bytes).is_err() {
+        if let Some(w) = guard.as_mut()
+            && write_line(w, bytes).is_err() {
                 // The server closed its stdin (it is exiting); the server loop reports the exit.
                 *guard = None;
             }
-        }
     }
 
     pub(crate) fn to_client(&self, bytes: &[u8]) {
@@ -328,16 +326,13 @@ impl Proxy {
         }
     }
 
-    /// Blocked tools need a person: say so on stderr, once per event.
+    /// Blocked tools and protocol errors need a person: say so on stderr as well as in the audit log.
     fn tell_person(&self, n: &Note) {
-        if matches!(n.kind, NoteKind::Pin | NoteKind::Policy | NoteKind::Error)
+        if matches!(n.kind, NoteKind::Pin | NoteKind::Error)
             && n.decision == palisade_guard::Decision::Deny
+            && let Some(detail) = &n.detail
         {
-            if let Some(detail) = &n.detail {
-                if n.kind == NoteKind::Pin || n.kind == NoteKind::Error {
-                    eprintln!("palisade[{}]: {detail}", self.server);
-                }
-            }
+            eprintln!("palisade[{}]: {detail}", self.server);
         }
     }
 }

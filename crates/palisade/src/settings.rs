@@ -197,12 +197,11 @@ pub(crate) fn derive_server_name(argv: &[String]) -> String {
         {
             continue;
         }
-        if a == "-m" {
-            if let Some(m) = it.next() {
+        if a == "-m"
+            && let Some(m) = it.next() {
                 candidate = Some(m.as_str());
                 break;
             }
-        }
         if a.starts_with('-') || LAUNCHER_WORDS.contains(&a.as_str()) {
             continue;
         }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::args::paths::{self, Access, RealFs, Roots};
 use crate::args::schema::ToolSchema;
-use crate::args::{string_values, urls};
+use crate::args::{pointer_token, string_values, urls};
 use crate::guard::{Call, Guard};
 use crate::{DenyReason, SessionState};
 
@@ -101,7 +101,7 @@ impl Guard for Arguments {
                 if !self.applies(tool, name, prop_schema, class) {
                     continue;
                 }
-                for (pointer, raw) in string_values(value, format!("/{name}")) {
+                for (pointer, raw) in string_values(value, format!("/{}", pointer_token(name))) {
                     let refuse = |detail: String| match class {
                         ArgClass::Path => DenyReason::PathRefused {
                             arg: pointer.clone(),

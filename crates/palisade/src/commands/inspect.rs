@@ -48,11 +48,10 @@ pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
         loop {
             match r.next_line() {
                 Ok(ReadEvent::Line(l)) => {
-                    if let Ok(m) = Message::parse(l) {
-                        if tx.send(m).is_err() {
+                    if let Ok(m) = Message::parse(l)
+                        && tx.send(m).is_err() {
                             return;
                         }
-                    }
                 }
                 Ok(ReadEvent::TooLong { .. }) => {}
                 Ok(ReadEvent::Eof) | Err(_) => return,

@@ -1,4 +1,7 @@
 //! End-to-end tests: the real `palisade` binary against real MCP servers at pinned versions
 //! (`tests/peers/`), driven by a real client over stdio. Each test gets its own `HOME` and `XDG_*` dirs.
 
+// A test binary has no public API: `pub` only shares helpers between its modules.
+#![allow(unreachable_pub)]
+
 mod util;
