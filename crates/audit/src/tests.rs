@@ -500,3 +500,41 @@ proptest! {
         prop_assert!(verify(&bytes[..]).is_err());
     }
 }
+
+#[test]
+fn two_writers_of_one_file_keep_one_chain() {
+    let dir = TempDir::new();
+    let path = dir.path().join("shared.jsonl");
+    let mut a = AuditLog::open(&path, false).unwrap();
+    let mut b = AuditLog::open(&path, false).unwrap();
+    a.append(event(1)).unwrap();
+    b.append(event(2)).unwrap();
+    b.append(event(3)).unwrap();
+    a.append(event(4)).unwrap();
+    assert_eq!((a.seq(), b.seq()), (4, 3));
+    let s = verify(fs::read(&path).unwrap().as_slice()).unwrap();
+    assert_eq!((s.lines, s.last_seq), (4, 4));
+    assert_eq!(s.last_hash, a.last_hash());
+}
+
+#[test]
+fn concurrent_writers_of_one_file_keep_one_chain() {
+    let dir = TempDir::new();
+    let path = dir.path().join("shared.jsonl");
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut log = AuditLog::open(&path, false).unwrap();
+                for i in 0..500 {
+                    log.append(event(t * 100 + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = verify(fs::read(&path).unwrap().as_slice()).unwrap();
+    assert_eq!((s.lines, s.last_seq), (1000, 1000));
+}

@@ -20,12 +20,20 @@
 //! write: more than [`MAX_TORN_LINES`] unreadable lines after the last event, or no event in the last
 //! [`MAX_TAIL_BYTES`]. That is someone else's file or a tampered log; a person should look at it.
 //!
-//! After a failed write the log refuses further appends: the file may now end in a fragment, and only a
-//! reopen can account for it.
+//! # Several writers
+//! Two clients that wrap the same server run two palisade processes with the same default log
+//! (`<server>.jsonl`). Each append takes an exclusive `flock` on the file; if the file has grown since
+//! this writer's last line, the writer first re-reads the tail (as on open) and continues from there, so
+//! the file stays one chain whoever writes. The lock is held for one write (and `fdatasync`), never
+//! longer.
+//!
+//! After a failed write the next append re-reads the tail the same way, so a fragment left by a partial
+//! write is accounted for. A sink that cannot be re-read (see [`Sink::acquire`]) refuses further appends
+//! instead.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::chain::{self, GENESIS, TORN_REASON};
@@ -39,15 +47,57 @@ pub const MAX_TORN_LINES: usize = 8;
 pub const MAX_TAIL_BYTES: u64 = 64 * 1024 * 1024;
 const CHUNK: u64 = 64 * 1024;
 
-/// Where audit lines go: a [`Write`] that can also be made durable.
+/// Where audit lines go: a [`Write`] that can also be made durable, and (for files) shared.
 pub trait Sink: Write {
     /// Makes everything written so far durable (`fdatasync` for files).
     fn sync(&mut self) -> io::Result<()>;
+
+    /// Takes the lock that writers of the same log share and returns the log's current length, or `None`
+    /// when nobody else can write to this sink (the default). While locked, [`Sink::read_at`] must work.
+    fn acquire(&mut self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Releases [`Sink::acquire`].
+    fn release(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Fills `buf` from `offset`; only called between [`Sink::acquire`] returning `Some` and [`Sink::release`].
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let _ = (offset, buf);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
+/// A log file. Every palisade process writing the same file (two clients wrapping the same server share
+/// `<server>.jsonl`) takes an exclusive `flock` around each append and first catches up with lines the
+/// others wrote, so the file stays one chain.
 impl Sink for File {
     fn sync(&mut self) -> io::Result<()> {
         self.sync_data()
+    }
+
+    fn acquire(&mut self) -> io::Result<Option<u64>> {
+        rustix::fs::flock(&*self, rustix::fs::FlockOperation::LockExclusive)?;
+        match self.metadata() {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) => {
+                let _ = Sink::release(self);
+                Err(e)
+            }
+        }
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        Ok(rustix::fs::flock(
+            &*self,
+            rustix::fs::FlockOperation::Unlock,
+        )?)
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
     }
 }
 
@@ -73,6 +123,9 @@ pub struct AuditLog<S: Sink = File> {
     recovery: Option<String>,
     /// Kept for [`AuditLog::torn_tail`].
     torn_tail: Option<String>,
+    /// For a lockable sink: the length the file had after our last write (`u64::MAX`: unknown).
+    end: u64,
+    /// A write failed on a sink that cannot be re-read: further appends are refused.
     poisoned: bool,
 }
 
@@ -85,7 +138,7 @@ impl AuditLog<File> {
                 .mode(0o700)
                 .create(parent)?;
         }
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
@@ -96,13 +149,12 @@ impl AuditLog<File> {
         if meta.permissions().mode() & 0o077 != 0 {
             file.set_permissions(Permissions::from_mode(0o600))?;
         }
-        let tail = read_tail(&mut file, meta.len())?;
         let mut log = AuditLog::new(file, durable);
-        log.seq = tail.seq;
-        log.last_hash = tail.hash;
-        log.newline_first = tail.newline_first;
-        log.torn_tail.clone_from(&tail.recovery);
-        log.recovery = tail.recovery;
+        // Read the tail under the lock, so a line another process is writing is not mistaken for a torn one.
+        let len = log.sink.acquire()?;
+        let resumed = log.catch_up(len.unwrap_or(meta.len()));
+        log.sink.release()?;
+        resumed?;
         Ok(log)
     }
 }
@@ -119,17 +171,49 @@ impl<S: Sink> AuditLog<S> {
             newline_first: false,
             recovery: None,
             torn_tail: None,
+            end: 0,
             poisoned: false,
         }
     }
 
+    /// Continues the chain from what the sink holds now (`len` bytes), as in [`AuditLog::open`].
+    fn catch_up(&mut self, len: u64) -> io::Result<()> {
+        let sink = &mut self.sink;
+        let tail = read_tail(&mut |offset, buf| sink.read_at(offset, buf), len)?;
+        self.seq = tail.seq;
+        self.last_hash = tail.hash;
+        self.newline_first = tail.newline_first;
+        if tail.recovery.is_some() {
+            self.torn_tail.clone_from(&tail.recovery);
+        }
+        self.recovery = tail.recovery;
+        self.end = len;
+        Ok(())
+    }
+
     /// Appends `ev`, setting `seq`, `prev`, `hash`, and `ts` when it is empty. One write per call (plus
     /// `fdatasync` when durable).
-    pub fn append(&mut self, mut ev: Event) -> io::Result<()> {
+    pub fn append(&mut self, ev: Event) -> io::Result<()> {
         if self.poisoned {
             return Err(io::Error::other(
                 "audit log refused: an earlier write failed; reopen the log to recover",
             ));
+        }
+        let len = self.sink.acquire()?;
+        let appended = self.append_locked(ev, len);
+        let unlocked = match len {
+            Some(_) => self.sink.release(),
+            None => Ok(()),
+        };
+        appended.and(unlocked)
+    }
+
+    fn append_locked(&mut self, mut ev: Event, len: Option<u64>) -> io::Result<()> {
+        if let Some(len) = len
+            && len != self.end
+        {
+            // Another writer appended (or a write of ours failed part-way): continue from the file.
+            self.catch_up(len)?;
         }
         if ev.ts.is_empty() {
             ev.ts = now_rfc3339();
@@ -163,15 +247,21 @@ impl<S: Sink> AuditLog<S> {
                 self.sink.flush()
             }
         });
+        let n = out.len() as u64;
         self.buf = out;
         if let Err(e) = written {
-            self.poisoned = true;
+            match len {
+                // The file may now end in a fragment; the next append re-reads it and recovers.
+                Some(_) => self.end = u64::MAX,
+                None => self.poisoned = true,
+            }
             return Err(e);
         }
         self.seq = seq;
         self.last_hash = hash;
         self.newline_first = false;
         self.recovery = None;
+        self.end = self.end.saturating_add(n);
         Ok(())
     }
 
@@ -216,7 +306,10 @@ fn invalid(msg: String) -> io::Error {
 }
 
 /// Reads backwards from `len` in growing chunks until the last valid event line is found.
-fn read_tail<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Tail> {
+fn read_tail(
+    read_at: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>,
+    len: u64,
+) -> io::Result<Tail> {
     let mut start = len;
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -234,8 +327,7 @@ fn read_tail<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Tail> {
         let want = CHUNK.max(buf.len() as u64).min(start);
         start -= want;
         let mut chunk = vec![0u8; want as usize];
-        r.seek(SeekFrom::Start(start))?;
-        r.read_exact(&mut chunk)?;
+        read_at(start, &mut chunk)?;
         chunk.extend_from_slice(&buf);
         buf = chunk;
     }
@@ -317,7 +409,6 @@ fn discard(seq: u64, hash: String, rest: &[u8]) -> io::Result<Tail> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     fn lines(n: usize) -> Vec<u8> {
         let mut log = AuditLog::new(Vec::new(), false);
@@ -329,7 +420,14 @@ mod tests {
     }
 
     fn tail_of(bytes: &[u8]) -> io::Result<Tail> {
-        read_tail(&mut Cursor::new(bytes), bytes.len() as u64)
+        read_tail(
+            &mut |offset, buf| {
+                let start = offset as usize;
+                buf.copy_from_slice(&bytes[start..start + buf.len()]);
+                Ok(())
+            },
+            bytes.len() as u64,
+        )
     }
 
     #[test]
