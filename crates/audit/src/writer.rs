@@ -193,6 +193,9 @@ impl<S: Sink> AuditLog<S> {
 
     /// Appends `ev`, setting `seq`, `prev`, `hash`, and `ts` when it is empty. One write per call (plus
     /// `fdatasync` when durable).
+    ///
+    /// On `Err` the event may or may not be on disk (a failed `fdatasync` comes after the write); either
+    /// way the chain stays verifiable, and a durable caller must treat the event as not recorded.
     pub fn append(&mut self, ev: Event) -> io::Result<()> {
         if self.poisoned {
             return Err(io::Error::other(
@@ -248,7 +251,10 @@ impl<S: Sink> AuditLog<S> {
             }
         });
         let n = out.len() as u64;
-        self.buf = out;
+        // Keep the buffer for the next line, unless one huge event grew it.
+        if out.capacity() <= 1 << 20 {
+            self.buf = out;
+        }
         if let Err(e) = written {
             match len {
                 // The file may now end in a fragment; the next append re-reads it and recovers.
