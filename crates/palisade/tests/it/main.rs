@@ -5,3 +5,5 @@
 #![allow(unreachable_pub)]
 
 mod util;
+
+mod protocol;
