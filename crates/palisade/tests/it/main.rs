@@ -7,3 +7,5 @@
 mod util;
 
 mod protocol;
+mod lifecycle;
+mod guards;
