@@ -9,3 +9,4 @@ mod util;
 mod protocol;
 mod lifecycle;
 mod guards;
+mod filesystem;
