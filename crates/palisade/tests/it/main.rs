@@ -10,3 +10,4 @@ mod protocol;
 mod lifecycle;
 mod guards;
 mod filesystem;
+mod eras;
