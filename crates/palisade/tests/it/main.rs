@@ -11,3 +11,4 @@ mod lifecycle;
 mod guards;
 mod filesystem;
 mod eras;
+mod framing;
