@@ -6,7 +6,7 @@ use crate::util::{self, audit_log, echo_server_with, spawn_run, wait_event, wait
 use palisade_testkit::client::LEGACY_PROTOCOL_VERSION;
 use palisade_testkit::{McpProcess, TestHome, peers};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// A process seen at one moment: pid plus start time (so a recycled pid is never mistaken for it).

@@ -12,3 +12,4 @@ mod guards;
 mod filesystem;
 mod eras;
 mod framing;
+mod audit;
