@@ -13,3 +13,4 @@ mod filesystem;
 mod eras;
 mod framing;
 mod audit;
+mod sdk_client;
