@@ -64,7 +64,7 @@ impl Harness {
 
     fn params(&self, mut p: Value) -> Value {
         if let TestEra::Stateless = self.era {
-            p["_meta"] = json!({"protocolVersion": "2026-07-28", "clientCapabilities": {}});
+            p["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
         }
         p
     }
@@ -197,7 +197,7 @@ fn holds_a_call_made_before_listing_until_palisade_has_listed_the_tools() {
         assert_eq!(own["method"], "tools/list");
         assert!(own["id"].as_str().unwrap().starts_with("palisade-internal-"));
         if let TestEra::Stateless = era {
-            assert_eq!(own["params"]["_meta"]["protocolVersion"], "2026-07-28", "own requests carry _meta");
+            assert_eq!(own["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28", "own requests carry _meta");
         }
         assert!(h.client_got.is_empty());
         h.server_sends(json!({"jsonrpc": "2.0", "id": own["id"], "result": {"tools": [echo_tool("Echo")]}}));

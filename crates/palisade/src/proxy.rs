@@ -134,27 +134,25 @@ impl Proxy {
         }
     }
 
-    /// Re-checks tool calls that were held while palisade listed the server's tools.
+    /// Re-checks tool calls that were held while palisade listed the server's tools. Taking them off the
+    /// queue and registering them as in flight happens under one lock, so `drain` never sees neither.
     fn release_deferred(&self) {
-        let held = {
+        let (released, client) = {
             let mut s = self.lock();
             if s.st.deferred.is_empty() {
                 return;
             }
-            self.pipeline.drain_deferred(&mut s.st)
+            let held = self.pipeline.drain_deferred(&mut s.st);
+            let mut released = Vec::with_capacity(held.len());
+            for raw in held {
+                let Ok(msg) = Message::parse(&raw) else { continue };
+                let out = self.pipeline.on_client_retry(&msg, &mut s.st, Instant::now());
+                released.push((raw, out));
+            }
+            self.arm_timer(&mut s);
+            (released, s.st.client_name.clone())
         };
-        for raw in held {
-            let Ok(msg) = Message::parse(&raw) else {
-                continue;
-            };
-            let (out, client) = {
-                let mut s = self.lock();
-                let out = self
-                    .pipeline
-                    .on_client_retry(&msg, &mut s.st, Instant::now());
-                self.arm_timer(&mut s);
-                (out, s.st.client_name.clone())
-            };
+        for (raw, out) in released {
             self.record(&out.notes, client.as_deref());
             self.deliver(Direction::ToServer, &raw, out);
         }
@@ -236,6 +234,21 @@ impl Proxy {
             drop(w);
             self.shutdown_record("client closed its output");
             std::process::exit(0);
+        }
+    }
+
+    /// Waits (up to `grace`) until every request the client sent has been answered, so a client that
+    /// writes its requests and closes its output still gets every reply.
+    pub(crate) fn drain(&self, grace: std::time::Duration) {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            {
+                let s = self.lock();
+                if s.st.deferred.is_empty() && s.st.in_flight.values().all(|f| f.internal) {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 

@@ -114,6 +114,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     }
 
     let res = proxy.client_loop(client_in);
+    proxy.drain(EXIT_GRACE);
     client_done.store(true, Ordering::SeqCst);
     proxy.close_server_input();
     if exited_rx.recv_timeout(EXIT_GRACE).is_err() {
