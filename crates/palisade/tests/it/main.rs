@@ -14,3 +14,4 @@ mod eras;
 mod framing;
 mod audit;
 mod sdk_client;
+mod cli;
