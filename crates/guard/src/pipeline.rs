@@ -172,6 +172,7 @@ impl Outcome {
 pub struct Pipeline {
     policy: Arc<Policy>,
     guards: Vec<Box<dyn Guard>>,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -185,12 +186,20 @@ impl Pipeline {
     /// Builds the pipeline in its documented order from a compiled policy and the server's working
     /// directory (relative path arguments are resolved against it).
     pub fn new(policy: Arc<Policy>, server_cwd: std::path::PathBuf) -> Pipeline {
+        let arguments = Arguments::new(policy.clone(), server_cwd);
+        let warnings = arguments.root_problems().to_vec();
         let guards: Vec<Box<dyn Guard>> = vec![
             Box::new(ToolAccess::new(policy.clone())),
-            Box::new(Arguments::new(policy.clone(), server_cwd)),
+            Box::new(arguments),
             Box::new(Limits::new(policy.clone())),
         ];
-        Pipeline { policy, guards }
+        Pipeline { policy, guards, warnings }
+    }
+
+    /// Problems found while building the pipeline (e.g. allowed folders that do not exist), for the
+    /// start-up banner.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The policy the pipeline enforces.
@@ -264,11 +273,18 @@ impl Pipeline {
                         .params()
                         .and_then(|p| p.get("requestId"))
                         .and_then(Id::from_value)
-                        && st.in_flight.get(&rid).is_some_and(|f| !f.internal)
-                            && let Some(f) = st.in_flight.remove(&rid)
-                                && f.tool.is_some() {
-                                    st.calls_in_flight = st.calls_in_flight.saturating_sub(1);
-                                }
+                {
+                    if st.in_flight.get(&rid).is_some_and(|f| !f.internal)
+                        && let Some(f) = st.in_flight.remove(&rid)
+                        && f.tool.is_some()
+                    {
+                        st.calls_in_flight = st.calls_in_flight.saturating_sub(1);
+                    }
+                    // A call still held while palisade lists the tools is dropped: released after this
+                    // notification, it would reach the server after its cancellation and run anyway.
+                    st.deferred
+                        .retain(|raw| held_request_id(raw).as_ref() != Some(&rid));
+                }
                 let mut note = Note::new(NoteKind::Notify, Direction::ToServer, Decision::Allow);
                 note.method = Some(method.clone());
                 Outcome::forward(Some(note))
@@ -781,6 +797,14 @@ impl Pipeline {
             ));
         }
         out
+    }
+}
+
+/// The id of a held `tools/call` (held messages were parsed once already, so this cannot fail for them).
+fn held_request_id(raw: &[u8]) -> Option<Id> {
+    match Message::parse(raw).ok()?.kind() {
+        Kind::Request { id, .. } => Some(id.clone()),
+        _ => None,
     }
 }
 
