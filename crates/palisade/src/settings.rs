@@ -37,6 +37,8 @@ pub(crate) struct ServerSettings {
     pub(crate) policy_origin: String,
     /// The pins file.
     pub(crate) pins: PathBuf,
+    /// Policy warnings worth showing at start-up (file and resolution), rendered.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Settings of `palisade run`.
@@ -115,6 +117,8 @@ pub(crate) fn server_settings(
     });
     let resolved = resolve(file.as_ref(), policy_server, &name, &overrides, &env_in)
         .map_err(|d| ConfigError(render_diagnostics(&d)))?;
+    let mut warnings: Vec<String> = file.iter().flat_map(|f| f.warnings().iter()).map(ToString::to_string).collect();
+    warnings.extend(resolved.warnings.iter().map(ToString::to_string));
     let policy = resolved.policy;
     let pins = match &policy.pinning.file {
         Some(p) => p.clone(),
@@ -131,6 +135,7 @@ pub(crate) fn server_settings(
         ),
         policy: Arc::new(policy),
         pins,
+        warnings,
     })
 }
 

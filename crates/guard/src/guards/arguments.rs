@@ -31,6 +31,11 @@ impl Arguments {
         let roots = Roots::new(&policy.fs, server_cwd);
         Arguments { policy, roots }
     }
+
+    /// Roots that do not exist or could not be resolved, one line each.
+    pub fn root_problems(&self) -> &[String] {
+        self.roots.problems()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

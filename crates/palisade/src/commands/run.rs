@@ -59,6 +59,9 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     let client_out = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let client_in = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let pipeline = Pipeline::new(s.policy.clone(), s.cwd.clone());
+    for w in s.warnings.iter().chain(pipeline.warnings()) {
+        eprintln!("palisade: warning: {w}");
+    }
     let proxy = Arc::new(Proxy::new(
         s.name.clone(),
         pipeline,
