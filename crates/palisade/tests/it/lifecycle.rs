@@ -54,10 +54,11 @@ fn descendants(root: u32) -> Vec<Proc> {
         else {
             continue;
         };
-        if let Some((state, ppid, start)) = stat(pid) {
-            if state != 'Z' && state != 'X' {
-                children.entry(ppid).or_default().push((pid, start));
-            }
+        if let Some((state, ppid, start)) = stat(pid)
+            && state != 'Z'
+            && state != 'X'
+        {
+            children.entry(ppid).or_default().push((pid, start));
         }
     }
     let mut out = Vec::new();
