@@ -279,3 +279,47 @@ fn ping_is_answered() {
     let r = p.request("ping", json!({}));
     assert_eq!(r, json!({ "jsonrpc": "2.0", "id": 2, "result": {} }));
 }
+
+#[test]
+fn a_roots_request_from_the_server_is_answered_by_the_client() {
+    let home = TestHome::new();
+    let mut p = spawn_run(
+        &home,
+        &["--server", SERVER],
+        &peers::server_everything_stdio(),
+    );
+    // The full test-kit capabilities, roots included: server-everything asks for them soon after start.
+    p.initialize();
+    let roots = json!({ "roots": [{ "uri": "file:///projects/demo", "name": "demo" }] });
+    let req = expect_server_request(&mut p, "roots/list");
+    p.respond(&req["id"], roots.clone());
+    let id = p.send_request("tools/call", call("get-roots-list", json!({})));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        if let Some(r) = p.try_wait_response(&id, Duration::from_millis(50)) {
+            break r;
+        }
+        // The tool may ask again; answer the same way.
+        if let Some(again) = p.try_next_server_request(Duration::from_millis(50)) {
+            assert_eq!(again["method"], "roots/list", "{again}");
+            p.respond(&again["id"], roots.clone());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer to get-roots-list"
+        );
+    };
+    assert!(
+        text(&r).starts_with(
+            "Current MCP Roots (1 total):\n\n1. demo\n   URI: file:///projects/demo\n"
+        ),
+        "{r}"
+    );
+    let events = events_for_id(&audit_events(&home, SERVER), &req["id"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["method"] == "roots/list" && e["status"] == "ok"),
+        "{events:?}"
+    );
+}
