@@ -148,3 +148,41 @@ fn a_response_to_a_request_nobody_sent_is_dropped_and_audited() {
     assert_eq!(dropped[0]["id"], "palisade-echo-unsolicited");
     assert_eq!(dropped[0]["decision"], "deny");
 }
+
+#[test]
+fn a_server_response_over_the_size_limit_becomes_an_error_for_its_request() {
+    // server-everything's tools/list answer is ≈ 7.7 kB and its initialize answer ≈ 2 kB: with a 4096-byte
+    // limit, the handshake passes and the listing is too large. palisade must not forward it, and the
+    // client must not wait forever for an answer that will never come (tools/list has no call timeout).
+    let home = TestHome::new();
+    let dir = TempDir::new("size-policy");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n\n[limits]\nmax_message_bytes = 4096\n",
+    )
+    .unwrap();
+    let mut p = spawn_run(
+        &home,
+        &["--server", SERVER, "--policy", policy.to_str().unwrap()],
+        &palisade_testkit::peers::server_everything_stdio(),
+    );
+    p.initialize_with("2025-11-25", json!({}));
+    let id = p.send_request("tools/list", json!({}));
+    let r = p
+        .try_wait_response(&id, std::time::Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer to a tools/list whose response was too large"));
+    assert!(
+        r.get("result").is_none(),
+        "the oversized result was forwarded"
+    );
+    assert!(r["error"]["code"].is_i64(), "{r}");
+    assert_eq!(p.request("ping", json!({}))["result"], json!({}));
+    let events = audit_events(&home, SERVER);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "message-too-large" && e["decision"] == "deny"),
+        "{events:?}"
+    );
+}
