@@ -117,7 +117,11 @@ pub(crate) fn server_settings(
     });
     let resolved = resolve(file.as_ref(), policy_server, &name, &overrides, &env_in)
         .map_err(|d| ConfigError(render_diagnostics(&d)))?;
-    let mut warnings: Vec<String> = file.iter().flat_map(|f| f.warnings().iter()).map(ToString::to_string).collect();
+    let mut warnings: Vec<String> = file
+        .iter()
+        .flat_map(|f| f.warnings().iter())
+        .map(ToString::to_string)
+        .collect();
     warnings.extend(resolved.warnings.iter().map(ToString::to_string));
     let policy = resolved.policy;
     let pins = match &policy.pinning.file {
@@ -203,10 +207,11 @@ pub(crate) fn derive_server_name(argv: &[String]) -> String {
             continue;
         }
         if a == "-m"
-            && let Some(m) = it.next() {
-                candidate = Some(m.as_str());
-                break;
-            }
+            && let Some(m) = it.next()
+        {
+            candidate = Some(m.as_str());
+            break;
+        }
         if a.starts_with('-') || LAUNCHER_WORDS.contains(&a.as_str()) {
             continue;
         }
@@ -217,7 +222,13 @@ pub(crate) fn derive_server_name(argv: &[String]) -> String {
         return "server".into();
     };
     // npm spec: @scope/name@version → name; PyPI spec: name==1.2 → name.
-    let is_path = c.starts_with('/') || c.starts_with("./") || c.starts_with("../");
+    // A relative script path (`node_modules/@scope/pkg/dist/index.js`) may contain `@`; it must not be
+    // cut there as if it were an npm spec.
+    const SCRIPT_EXTS: &[&str] = &[".js", ".mjs", ".cjs", ".ts", ".py"];
+    let is_path = c.starts_with('/')
+        || c.starts_with("./")
+        || c.starts_with("../")
+        || (c.contains('/') && SCRIPT_EXTS.iter().any(|e| c.ends_with(e)));
     let c = if is_path {
         c
     } else {
@@ -314,6 +325,12 @@ mod tests {
             "server-everything"
         );
         assert_eq!(name("/usr/local/bin/my-server --flag"), "my-server");
+        assert_eq!(
+            name(
+                "node tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js stdio"
+            ),
+            "server-everything"
+        );
         assert_eq!(
             name("docker run -i --rm ghcr.io/github/github-mcp-server"),
             "github-mcp-server"

@@ -323,3 +323,33 @@ fn a_roots_request_from_the_server_is_answered_by_the_client() {
         "{events:?}"
     );
 }
+
+#[test]
+fn the_server_name_is_derived_from_a_relative_script_path() {
+    // `node tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js`, run from the
+    // workspace root as a client config with a relative path would: the audit log is named after the
+    // package, as it is for the absolute path.
+    let home = TestHome::new();
+    let argv = peers::server_everything_stdio();
+    let root = peers::workspace_root();
+    let relative = std::path::Path::new(&argv[1])
+        .strip_prefix(root)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut cmd = crate::util::cmd(&home, &["run", "--", &argv[0], &relative, "stdio"]);
+    cmd.current_dir(root);
+    let mut p = McpProcess::spawn(cmd);
+    p.initialize_with(LEGACY_PROTOCOL_VERSION, json!({}));
+    let logs: Vec<String> = std::fs::read_dir(home.state_home().join("palisade").join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(logs, ["server-everything.jsonl"]);
+    let events = audit_events(&home, "server-everything");
+    assert!(
+        events.iter().any(|e| e["method"] == "initialize"),
+        "{events:?}"
+    );
+}
