@@ -31,11 +31,16 @@ fn pick(file: Option<PathBuf>) -> Result<PathBuf> {
     })
 }
 
+/// Opens the log; a file that cannot be opened is a usage error (exit 2), not a failed verification.
+fn open(path: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::File::open(path)
+        .map_err(|e| ConfigError(format!("cannot open {}: {e}", path.display())).into())
+}
+
 pub(crate) fn logs(file: Option<PathBuf>, follow: bool, verify: bool) -> Result<ExitStatus> {
     let path = pick(file)?;
     if verify {
-        let f = std::fs::File::open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let f = open(&path)?;
         return Ok(match palisade_audit::verify(BufReader::new(f)) {
             Ok(sum) => {
                 println!(
@@ -56,8 +61,7 @@ pub(crate) fn logs(file: Option<PathBuf>, follow: bool, verify: bool) -> Result<
             .with_context(|| format!("following {}", path.display()))?;
         return Ok(ExitStatus::Success);
     }
-    let f =
-        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = open(&path)?;
     for line in BufReader::new(f).lines() {
         println!("{}", palisade_audit::format_human(&line?));
     }

@@ -399,3 +399,22 @@ fn prod_profile_hides_unapproved_tools_until_inspect_and_pin_accept_approve_them
         .wait_exit(Duration::from_secs(10))
         .expect("palisade exits");
 }
+
+#[test]
+fn logs_of_a_missing_file_is_a_usage_error_exit_2_with_or_without_verify() {
+    let home = TestHome::new();
+    let missing = home.root().join("no-such-log.jsonl");
+    for args in [
+        &["logs", "--verify", missing.to_str().unwrap()][..],
+        &["logs", missing.to_str().unwrap()],
+    ] {
+        let (code, out, err) = run(&home, args);
+        assert_eq!(
+            code,
+            Some(2),
+            "palisade {args:?}\nstdout:\n{out}\nstderr:\n{err}"
+        );
+        assert!(err.contains("cannot open"), "{err}");
+        assert!(err.contains("no-such-log.jsonl"), "{err}");
+    }
+}
