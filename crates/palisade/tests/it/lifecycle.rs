@@ -290,11 +290,13 @@ fn a_call_sent_right_before_the_client_closes_its_input_is_still_answered() {
     assert_eq!(status.code(), Some(0), "stderr:\n{}", palisade.stderr());
 }
 
-#[test]
-fn when_the_server_dies_mid_call_the_client_gets_error_32003_and_palisade_exits_non_zero() {
-    let home = TestHome::new();
+/// Starts palisade on a slow echo server, sends one call, and SIGKILLs the server while the call is in
+/// flight. Returns palisade, the call's id, the audit log, and a reaper for anything left over.
+fn server_dies_mid_call(
+    home: &TestHome,
+) -> (McpProcess, serde_json::Value, std::path::PathBuf, Reaper) {
     let mut palisade = spawn_run(
-        &home,
+        home,
         &["--server", "slow"],
         &echo_server_with(&[("ECHO_SERVER_SLOW_MS", "10000")]),
     );
@@ -303,7 +305,7 @@ fn when_the_server_dies_mid_call_the_client_gets_error_32003_and_palisade_exits_
         "tools/call",
         json!({"name": "echo", "arguments": {"text": "never answered"}}),
     );
-    let log = audit_log(&home, "slow");
+    let log = audit_log(home, "slow");
     // The call is in flight once palisade has recorded releasing it.
     wait_event(&log, "the tools/call request event", |e| {
         e["method"] == "tools/call" && e["id"] == id && e["decision"] == "allow"
@@ -319,13 +321,19 @@ fn when_the_server_dies_mid_call_the_client_gets_error_32003_and_palisade_exits_
         },
         || format!("{:#?}", descendants(pid)),
     );
-    let _reaper = Reaper(descendants(pid));
-
+    let reaper = Reaper(descendants(pid));
     let killed = std::process::Command::new("kill")
         .args(["-9", &server.pid.to_string()])
         .status()
         .expect("run kill");
     assert!(killed.success());
+    (palisade, id, log, reaper)
+}
+
+#[test]
+fn when_the_server_dies_mid_call_the_client_gets_error_32003_and_palisade_exits_non_zero() {
+    let home = TestHome::new();
+    let (mut palisade, id, log, _reaper) = server_dies_mid_call(&home);
 
     let response = palisade.wait_response(&id);
     assert_eq!(response["error"]["code"], -32003, "{response}");
@@ -354,6 +362,29 @@ fn when_the_server_dies_mid_call_the_client_gets_error_32003_and_palisade_exits_
         "stderr:\n{stderr}"
     );
     wait_event(&log, "an exit event", |e| e["kind"] == "exit");
+}
+
+#[test]
+fn a_call_cut_short_by_the_server_dying_is_recorded_as_completed_with_status_error() {
+    // palisade answers the client itself (-32003); like every message it releases, that answer is described
+    // in the audit trail first, so the call does not look as if it were still in flight.
+    let home = TestHome::new();
+    let (mut palisade, id, log, _reaper) = server_dies_mid_call(&home);
+    let response = palisade.wait_response(&id);
+    assert_eq!(response["error"]["code"], -32003, "{response}");
+    palisade
+        .wait_exit(Duration::from_secs(10))
+        .expect("palisade exits");
+
+    let completed: Vec<serde_json::Value> = util::events(&log)
+        .into_iter()
+        .filter(|e| e["id"] == id && e.get("status").is_some())
+        .collect();
+    assert_eq!(completed.len(), 1, "{}", util::dump(&log));
+    assert_eq!(completed[0]["kind"], "call");
+    assert_eq!(completed[0]["tool"], "echo");
+    assert_eq!(completed[0]["status"], "error");
+    assert!(completed[0]["duration_ms"].is_u64(), "{}", completed[0]);
 }
 
 #[test]
