@@ -163,6 +163,8 @@ struct Run {
     front_cpu_us_per_call: Option<f64>,
     /// Context switches of that process (all threads, voluntary + involuntary) per measured call.
     front_ctxsw_per_call: Option<f64>,
+    /// Of those, involuntary ones (preemptions) per measured call.
+    front_invol_ctxsw_per_call: Option<f64>,
     front_rss_kb: Option<u64>,
     front_hwm_kb: Option<u64>,
     /// Audit log bytes written per measured call (palisade only).
@@ -593,7 +595,7 @@ fn measure(peer: &mut Peer, b: &Backend, warmup: u32, pid: u32) -> Result<Run> {
     }
     let n = b.calls as usize;
     let mut lat = Vec::with_capacity(n);
-    let cpu0 = cpu_and_ctxsw(pid);
+    let s0 = sched(pid);
     let start = Instant::now();
     for i in 0..n as u64 {
         let params = call(i);
@@ -603,7 +605,7 @@ fn measure(peer: &mut Peer, b: &Backend, warmup: u32, pid: u32) -> Result<Run> {
         check_call(&r)?;
     }
     let wall = start.elapsed();
-    let cpu1 = cpu_and_ctxsw(pid);
+    let s1 = sched(pid);
     let (rss, hwm) = rss_kb(pid);
     lat.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -620,14 +622,13 @@ fn measure(peer: &mut Peer, b: &Backend, warmup: u32, pid: u32) -> Result<Run> {
         mean_us: us(total) / n as f64,
         max_us: us(lat[n - 1]),
         front_pid: pid,
-        front_cpu_us_per_call: match (cpu0, cpu1) {
-            (Some(a), Some(b)) => Some(per_call(a.0, b.0) / 1000.0),
-            _ => None,
-        },
-        front_ctxsw_per_call: match (cpu0, cpu1) {
-            (Some(a), Some(b)) => Some(per_call(a.1, b.1)),
-            _ => None,
-        },
+        front_cpu_us_per_call: s0
+            .zip(s1)
+            .map(|(a, b)| per_call(a.cpu_ns, b.cpu_ns) / 1000.0),
+        front_ctxsw_per_call: s0
+            .zip(s1)
+            .map(|(a, b)| per_call(a.vol + a.invol, b.vol + b.invol)),
+        front_invol_ctxsw_per_call: s0.zip(s1).map(|(a, b)| per_call(a.invol, b.invol)),
         front_rss_kb: rss,
         front_hwm_kb: hwm,
         audit_bytes_per_call: None,
@@ -652,17 +653,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-/// (on-CPU nanoseconds, context switches) summed over all threads of `pid`.
-fn cpu_and_ctxsw(pid: u32) -> Option<(u64, u64)> {
-    let mut cpu = 0u64;
-    let mut sw = 0u64;
+/// On-CPU time and context switches of `pid`, summed over its threads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sched {
+    cpu_ns: u64,
+    vol: u64,
+    invol: u64,
+}
+
+fn sched(pid: u32) -> Option<Sched> {
+    let mut t = Sched::default();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
         .flatten()
     {
         let p = task.path();
         if let Ok(s) = std::fs::read_to_string(p.join("schedstat")) {
-            cpu += s
+            t.cpu_ns += s
                 .split_whitespace()
                 .next()
                 .and_then(|v| v.parse::<u64>().ok())
@@ -670,16 +677,16 @@ fn cpu_and_ctxsw(pid: u32) -> Option<(u64, u64)> {
         }
         if let Ok(s) = std::fs::read_to_string(p.join("status")) {
             for line in s.lines() {
-                if let Some(v) = line
-                    .strip_prefix("voluntary_ctxt_switches:")
-                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-                {
-                    sw += v.trim().parse::<u64>().unwrap_or(0);
+                let num = |v: &str| v.trim().parse::<u64>().unwrap_or(0);
+                if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                    t.vol += num(v);
+                } else if let Some(v) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+                    t.invol += num(v);
                 }
             }
         }
     }
-    Some((cpu, sw))
+    Some(t)
 }
 
 /// (VmRSS, VmHWM) of `pid`, in kB.
@@ -743,6 +750,7 @@ fn build_report(
                     "mean_us": pick(&|r| Some(r.mean_us)),
                     "front_cpu_us_per_call": pick(&|r| r.front_cpu_us_per_call),
                     "front_ctxsw_per_call": pick(&|r| r.front_ctxsw_per_call),
+                    "front_invol_ctxsw_per_call": pick(&|r| r.front_invol_ctxsw_per_call),
                     "front_rss_kb": pick(&|r| r.front_rss_kb.map(|v| v as f64)),
                     "front_hwm_kb": pick(&|r| r.front_hwm_kb.map(|v| v as f64)),
                     "audit_bytes_per_call": pick(&|r| r.audit_bytes_per_call),
@@ -824,6 +832,7 @@ fn build_report(
                 "front_pid": r.front_pid,
                 "front_cpu_us_per_call": r.front_cpu_us_per_call,
                 "front_ctxsw_per_call": r.front_ctxsw_per_call,
+                "front_invol_ctxsw_per_call": r.front_invol_ctxsw_per_call,
                 "front_rss_kb": r.front_rss_kb,
                 "front_hwm_kb": r.front_hwm_kb,
                 "audit_bytes_per_call": r.audit_bytes_per_call,
@@ -910,8 +919,14 @@ fn print_text(report: &Value) {
             b["rounds"]
         );
         println!(
-            "{:<9} {:>24} {:>22} {:>22} {:>18} {:>14} {:>9}",
-            "config", "calls/s", "p50 µs", "p99 µs", "front CPU µs/call", "ctxsw/call", "HWM MiB"
+            "{:<9} {:>24} {:>22} {:>22} {:>18} {:>16} {:>9}",
+            "config",
+            "calls/s",
+            "p50 µs",
+            "p99 µs",
+            "front CPU µs/call",
+            "ctxsw/call (inv)",
+            "HWM MiB"
         );
         for c in CONFIGS {
             let s = &b["configs"][c.name()];
@@ -919,13 +934,21 @@ fn print_text(report: &Value) {
                 .as_f64()
                 .map_or("–".into(), |k| format!("{:.1}", k / 1024.0));
             println!(
-                "{:<9} {:>24} {:>22} {:>22} {:>18} {:>14} {:>9}",
+                "{:<9} {:>24} {:>22} {:>22} {:>18} {:>16} {:>9}",
                 c.name(),
                 fmt_spread(&s["calls_per_sec"], 0),
                 fmt_spread(&s["p50_us"], 1),
                 fmt_spread(&s["p99_us"], 1),
                 fmt_spread(&s["front_cpu_us_per_call"], 1),
-                fmt_spread(&s["front_ctxsw_per_call"], 2),
+                format!(
+                    "{:.2} ({:.2})",
+                    s["front_ctxsw_per_call"]["median"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                    s["front_invol_ctxsw_per_call"]["median"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN)
+                ),
                 hwm,
             );
         }
