@@ -60,6 +60,13 @@ struct Args {
     /// The relay program (socat 1.7+).
     #[arg(long, default_value = "socat")]
     socat: String,
+    /// Also write the JSON report to this file (whatever --format says).
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
+    /// Use this policy file for palisade instead of the built-in realistic one (for experiments, e.g. audit
+    /// off).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Give up on one run (spawn to exit) after this many seconds.
     #[arg(long, default_value_t = 60)]
     run_timeout_secs: u64,
@@ -220,8 +227,13 @@ fn real_main() -> Result<()> {
     }
 
     let home = TestHome::new();
+    let policy_text = match &args.policy {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading the policy file {}", p.display()))?,
+        None => POLICY.to_owned(),
+    };
     let policy = home.root().join("policy.toml");
-    std::fs::write(&policy, POLICY).context("writing the policy file")?;
+    std::fs::write(&policy, &policy_text).context("writing the policy file")?;
     let started = Instant::now();
     let load_before = loadavg();
     let mut results = Vec::new();
@@ -260,12 +272,17 @@ fn real_main() -> Result<()> {
 
     let report = build_report(
         &args,
+        &policy_text,
         &results,
         &load_before,
         &load_after,
         elapsed,
         stopped_early,
     );
+    if let Some(out) = &args.json_out {
+        std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_text(&report),
@@ -726,6 +743,7 @@ fn spread(values: &[f64]) -> Value {
 
 fn build_report(
     args: &Args,
+    policy_text: &str,
     results: &[(&Backend, Vec<Run>)],
     load_before: &str,
     load_after: &str,
@@ -852,6 +870,7 @@ fn build_report(
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "cpu_model": cpu_model(),
+            "affinity": affinity(),
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
             "loadavg_before": load_before,
             "loadavg_after": load_after,
@@ -862,13 +881,25 @@ fn build_report(
             "echo_calls": args.echo_calls,
             "everything_calls": args.everything_calls,
             "relay": format!("{} - EXEC:'SERVER',pipes", args.socat),
-            "policy": POLICY,
+            "policy": policy_text,
         },
         "elapsed_s": elapsed.as_secs_f64(),
         "stopped_early": stopped_early,
         "backends": backends,
         "targets": targets,
     })
+}
+
+/// This process's CPU affinity list (`taskset -c` is inherited by every process the bench starts).
+fn affinity() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default()
 }
 
 fn cpu_model() -> String {
@@ -901,9 +932,10 @@ fn fmt_signed_spread(v: &Value, prec: usize) -> String {
 fn print_text(report: &Value) {
     let m = &report["machine"];
     println!(
-        "palisade-bench: {} CPUs ({}), Linux {}; load before {} / after {}; {:.0} s",
+        "palisade-bench: {} CPUs ({}; affinity {}), Linux {}; load before {} / after {}; {:.0} s",
         m["cpus"],
         m["cpu_model"].as_str().unwrap_or(""),
+        m["affinity"].as_str().unwrap_or(""),
         m["kernel"].as_str().unwrap_or(""),
         m["loadavg_before"].as_str().unwrap_or(""),
         m["loadavg_after"].as_str().unwrap_or(""),
