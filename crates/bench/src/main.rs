@@ -67,6 +67,10 @@ struct Args {
     /// off).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Experiment: `--no-audit` runs palisade with the audit trail off (the built-in policy's
+    /// `[audit] enabled = false`, no `--audit-log`), to see what auditing costs. Not the benchmark's setting.
+    #[arg(long)]
+    no_audit: bool,
     /// Give up on one run (spawn to exit) after this many seconds.
     #[arg(long, default_value_t = 60)]
     run_timeout_secs: u64,
@@ -230,6 +234,7 @@ fn real_main() -> Result<()> {
     let policy_text = match &args.policy {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("reading the policy file {}", p.display()))?,
+        None if args.no_audit => POLICY.replace("enabled = true", "enabled = false"),
         None => POLICY.to_owned(),
     };
     let policy = home.root().join("policy.toml");
@@ -396,8 +401,12 @@ fn command(
                 .arg(format!("bench-{}", b.name))
                 .arg("--profile")
                 .arg("dev")
-                .arg("--audit-log")
-                .arg(audit)
+                .args(
+                    (!args.no_audit)
+                        .then(|| [std::ffi::OsStr::new("--audit-log"), audit.as_os_str()])
+                        .into_iter()
+                        .flatten(),
+                )
                 .arg("--pins")
                 .arg(home.state_home().join("bench-pins.json"))
                 .arg("--")
@@ -881,6 +890,7 @@ fn build_report(
             "echo_calls": args.echo_calls,
             "everything_calls": args.everything_calls,
             "relay": format!("{} - EXEC:'SERVER',pipes", args.socat),
+            "audit": !args.no_audit,
             "policy": policy_text,
         },
         "elapsed_s": elapsed.as_secs_f64(),

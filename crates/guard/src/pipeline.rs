@@ -193,7 +193,11 @@ impl Pipeline {
             Box::new(arguments),
             Box::new(Limits::new(policy.clone())),
         ];
-        Pipeline { policy, guards, warnings }
+        Pipeline {
+            policy,
+            guards,
+            warnings,
+        }
     }
 
     /// Problems found while building the pipeline (e.g. allowed folders that do not exist), for the
@@ -225,7 +229,7 @@ impl Pipeline {
                         .and_then(Value::as_str)
                         .map(str::to_owned);
                 }
-                if st.in_flight.contains_key(id) {
+                if st.in_flight.contains_key(id) || st.deferred.iter().any(|(held, _)| held == id) {
                     let mut note = Note::new(NoteKind::Error, Direction::ToServer, Decision::Deny);
                     note.method = Some(method.clone());
                     note.id = Some(id.clone());
@@ -282,8 +286,7 @@ impl Pipeline {
                     }
                     // A call still held while palisade lists the tools is dropped: released after this
                     // notification, it would reach the server after its cancellation and run anyway.
-                    st.deferred
-                        .retain(|raw| held_request_id(raw).as_ref() != Some(&rid));
+                    st.deferred.retain(|(held, _)| *held != rid);
                 }
                 let mut note = Note::new(NoteKind::Notify, Direction::ToServer, Decision::Allow);
                 note.method = Some(method.clone());
@@ -323,6 +326,9 @@ impl Pipeline {
             return Vec::new();
         }
         std::mem::take(&mut st.deferred)
+            .into_iter()
+            .map(|(_, raw)| raw)
+            .collect()
     }
 
     fn tools_call(
@@ -346,7 +352,7 @@ impl Pipeline {
             if !st.refresh_pending {
                 out.to_server.push(self.refresh_tools(st, now));
             }
-            st.deferred.push(msg.raw().to_vec());
+            st.deferred.push((id.clone(), msg.raw().to_vec()));
             return out;
         }
         let empty = Value::Object(Map::new());
@@ -450,9 +456,9 @@ impl Pipeline {
                         .params()
                         .and_then(|p| p.get("requestId"))
                         .and_then(Id::from_value)
-                    {
-                        st.server_requests.remove(&rid);
-                    }
+                {
+                    st.server_requests.remove(&rid);
+                }
                 let mut note = Note::new(NoteKind::Notify, Direction::ToClient, Decision::Allow);
                 note.method = Some(method.clone());
                 out.notes.push(note);
@@ -581,6 +587,7 @@ impl Pipeline {
                         ToolStatus::Unapproved => (
                             NoteKind::Pin,
                             DenyReason::ToolNotApproved {
+                                server: self.policy.server.clone(),
                                 tool: name.into(),
                                 pin: hash.clone(),
                             },
@@ -588,6 +595,7 @@ impl Pipeline {
                         ToolStatus::Changed { pinned } => (
                             NoteKind::Pin,
                             DenyReason::ToolChanged {
+                                server: self.policy.server.clone(),
                                 tool: name.into(),
                                 pinned: pinned.clone(),
                                 now: hash.clone(),
@@ -656,9 +664,10 @@ impl Pipeline {
         let id_value = Value::String(format!("palisade-internal-{}", st.internal_seq));
         let id = Id::from_value(&id_value).unwrap_or_else(|| unreachable!("a string is an id"));
         if st.era == Some(Era::Stateless)
-            && let Some(meta) = &st.last_meta {
-                params.insert("_meta".into(), meta.clone());
-            }
+            && let Some(meta) = &st.last_meta
+        {
+            params.insert("_meta".into(), meta.clone());
+        }
         st.in_flight.insert(
             id,
             InFlight {
@@ -735,19 +744,57 @@ impl Pipeline {
         out
     }
 
-    /// The server is gone: every request still waiting gets an error.
-    pub fn server_gone(&self, st: &mut SessionState, why: &str) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for (id, f) in st.in_flight.drain() {
-            if !f.internal {
-                out.push(error_response(
-                    Some(&id),
-                    error_codes::SERVER_UNAVAILABLE,
-                    &format!("palisade: the MCP server exited before answering ({why})"),
-                ));
-            }
+    /// The server is gone: every request still waiting (or held) gets an error and a completion note.
+    pub fn server_gone(&self, st: &mut SessionState, why: &str, now: Instant) -> Outcome {
+        let mut out = Outcome {
+            forward: Forward::No,
+            to_client: Vec::new(),
+            to_server: Vec::new(),
+            notes: Vec::new(),
+        };
+        let message = format!("palisade: the MCP server exited before answering ({why})");
+        let mut pending: Vec<(Id, InFlight)> =
+            st.in_flight.drain().filter(|(_, f)| !f.internal).collect();
+        for (id, _) in std::mem::take(&mut st.deferred) {
+            pending.push((
+                id,
+                InFlight {
+                    method: "tools/call".into(),
+                    tool: None,
+                    started: now,
+                    deadline: None,
+                    internal: false,
+                    first_page: false,
+                },
+            ));
+        }
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, f) in pending {
+            out.to_client.push(error_response(
+                Some(&id),
+                error_codes::SERVER_UNAVAILABLE,
+                &message,
+            ));
+            let mut note = Note::new(
+                if f.method == "tools/call" {
+                    NoteKind::Call
+                } else {
+                    NoteKind::Request
+                },
+                Direction::ToClient,
+                Decision::Allow,
+            );
+            note.method = Some(f.method);
+            note.tool = f.tool;
+            note.id = Some(id);
+            note.reason = Some("server-exited");
+            note.detail = Some(why.to_owned());
+            note.status = Some(Status::Error);
+            note.duration = Some(now.saturating_duration_since(f.started));
+            out.notes.push(note);
         }
         st.calls_in_flight = 0;
+        st.refresh_pending = false;
         out
     }
 
@@ -779,8 +826,15 @@ impl Pipeline {
         Outcome::dropped(note)
     }
 
-    /// A line over `limits.max_message_bytes`.
-    pub fn too_long(&self, direction: Direction, len: usize) -> Outcome {
+    /// A line over `limits.max_message_bytes`. When its id could be read while skipping it, the request
+    /// it belongs to is answered with an error instead of being left to wait.
+    pub fn too_long(
+        &self,
+        direction: Direction,
+        len: usize,
+        id: Option<&Id>,
+        st: &mut SessionState,
+    ) -> Outcome {
         let max = self.policy.limits.max_message_bytes;
         let detail = format!(
             "message of {len} bytes exceeds the limit of {max} bytes (raise limits.max_message_bytes if this is legitimate)"
@@ -788,23 +842,45 @@ impl Pipeline {
         let mut note = Note::new(NoteKind::Error, direction, Decision::Deny);
         note.reason = Some("message-too-large");
         note.detail = Some(detail.clone());
+        note.id = id.cloned();
         let mut out = Outcome::dropped(note);
-        if direction == Direction::ToServer {
-            out.to_client.push(error_response(
-                None,
-                error_codes::INVALID_REQUEST,
-                &format!("palisade: {detail}"),
-            ));
+        match direction {
+            Direction::ToServer => {
+                // A request the server never sees: answer it (or, without a readable id, with id null).
+                out.to_client.push(error_response(
+                    id,
+                    error_codes::INVALID_REQUEST,
+                    &format!("palisade: {detail}"),
+                ));
+            }
+            Direction::ToClient => {
+                let Some((id, f)) = id.and_then(|i| st.in_flight.remove_entry(i)) else {
+                    return out;
+                };
+                if f.tool.is_some() {
+                    st.calls_in_flight = st.calls_in_flight.saturating_sub(1);
+                }
+                if f.internal {
+                    if f.method == "tools/list" {
+                        st.refresh_pending = false;
+                    }
+                } else {
+                    out.to_client.push(error_response(
+                        Some(&id),
+                        error_codes::INTERNAL_ERROR,
+                        &format!(
+                            "palisade: the server's response to `{}` was dropped: {detail}",
+                            f.method
+                        ),
+                    ));
+                }
+                out.notes[0].method = Some(f.method);
+                out.notes[0].tool = f.tool;
+                out.notes[0].status = Some(Status::Error);
+                out.notes[0].duration = Some(Instant::now().saturating_duration_since(f.started));
+            }
         }
         out
-    }
-}
-
-/// The id of a held `tools/call` (held messages were parsed once already, so this cannot fail for them).
-fn held_request_id(raw: &[u8]) -> Option<Id> {
-    match Message::parse(raw).ok()?.kind() {
-        Kind::Request { id, .. } => Some(id.clone()),
-        _ => None,
     }
 }
 

@@ -106,8 +106,8 @@ pub struct SessionState {
     pub tools_listed: bool,
     /// palisade's own `tools/list` is in flight.
     pub refresh_pending: bool,
-    /// Raw `tools/call` lines held until the tool list is known (bounded by the pipeline).
-    pub deferred: Vec<Vec<u8>>,
+    /// `tools/call` requests (id, raw line) held until the tool list is known (bounded by the pipeline).
+    pub deferred: Vec<(Id, Vec<u8>)>,
     /// Approved pins for this server: tool name → hash. Loaded and saved by the driver.
     pub pins: BTreeMap<String, String>,
     /// Tools seen with a hash that is not approved: tool name → hash (for `palisade pin accept`).

@@ -23,6 +23,8 @@ pub enum DenyReason {
     },
     /// The tool is new and the policy requires approval before first use.
     ToolNotApproved {
+        /// Server name (for the approval command).
+        server: String,
         /// Tool name.
         tool: String,
         /// The tool's current definition hash.
@@ -30,6 +32,8 @@ pub enum DenyReason {
     },
     /// The tool's definition changed since it was pinned (possible rug pull).
     ToolChanged {
+        /// Server name (for the approval command).
+        server: String,
         /// Tool name.
         tool: String,
         /// The pinned hash.
@@ -128,12 +132,12 @@ impl DenyReason {
             DenyReason::ToolNotListed { tool } => format!(
                 "tool `{tool}` is not offered by this server (list tools first; palisade only checks calls to listed tools)"
             ),
-            DenyReason::ToolNotApproved { tool, pin } => format!(
-                "tool `{tool}` is new and awaits approval (run `palisade pin accept {tool}` after reviewing it; pin {})",
+            DenyReason::ToolNotApproved { server, tool, pin } => format!(
+                "tool `{tool}` is new and awaits approval (review it with `palisade inspect`, then run `palisade pin accept --server {server} {tool}`; pin {})",
                 short(pin)
             ),
-            DenyReason::ToolChanged { tool, pinned, now } => format!(
-                "tool `{tool}` changed since it was approved (pinned {}, now {}); review it, then run `palisade pin accept {tool}`",
+            DenyReason::ToolChanged { server, tool, pinned, now } => format!(
+                "tool `{tool}` changed since it was approved (pinned {}, now {}); review it, then run `palisade pin accept --server {server} {tool}`",
                 short(pinned),
                 short(now)
             ),
@@ -180,10 +184,12 @@ mod tests {
             DenyReason::ToolDenied { tool: "t".into() },
             DenyReason::ToolNotListed { tool: "t".into() },
             DenyReason::ToolNotApproved {
+                server: "s".into(),
                 tool: "t".into(),
                 pin: "p".into(),
             },
             DenyReason::ToolChanged {
+                server: "s".into(),
                 tool: "t".into(),
                 pinned: "a".into(),
                 now: "b".into(),

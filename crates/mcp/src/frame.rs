@@ -214,9 +214,10 @@ fn classify(obj: &Map<String, Value>) -> Result<Kind, FrameError> {
                 ));
             }
             if let Some(p) = obj.get("params")
-                && !(p.is_object() || p.is_array()) {
-                    return Err(FrameError::Invalid("\"params\" must be an object or array"));
-                }
+                && !(p.is_object() || p.is_array())
+            {
+                return Err(FrameError::Invalid("\"params\" must be an object or array"));
+            }
             match id {
                 None => Ok(Kind::Notification { method: m.clone() }),
                 Some(v) => Id::from_value(v)

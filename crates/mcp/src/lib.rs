@@ -31,6 +31,7 @@
 pub mod era;
 mod frame;
 mod reader;
+mod sniff;
 mod strict;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,9 @@ pub enum ReadEvent<'a> {
     TooLong {
         /// How many bytes the skipped line had (it may have been cut off by end of input).
         len: usize,
+        /// The line's top-level JSON-RPC id, when it could be read while skipping (so the sender can be
+        /// answered).
+        id: Option<crate::Id>,
     },
     /// End of input. A final line without a newline is returned as a `Line` first.
     Eof,
@@ -46,6 +49,7 @@ impl<R: BufRead> LineReader<R> {
             self.buf.clear();
             let mut too_long = false;
             let mut discarded = 0usize;
+            let mut sniffer = crate::sniff::IdSniffer::default();
             let mut saw_newline = false;
             loop {
                 let avail = match self.inner.fill_buf() {
@@ -63,11 +67,13 @@ impl<R: BufRead> LineReader<R> {
                 if !too_long && self.buf.len() + chunk.len() > self.max {
                     too_long = true;
                     discarded = self.buf.len();
+                    sniffer.feed(&self.buf);
                     self.buf.clear();
                     self.buf.shrink_to(64 * 1024);
                 }
                 if too_long {
                     discarded += chunk.len();
+                    sniffer.feed(chunk);
                 } else {
                     self.buf.extend_from_slice(chunk);
                 }
@@ -78,7 +84,10 @@ impl<R: BufRead> LineReader<R> {
                 }
             }
             if too_long {
-                return Ok(ReadEvent::TooLong { len: discarded });
+                return Ok(ReadEvent::TooLong {
+                    len: discarded,
+                    id: sniffer.finish(),
+                });
             }
             if !saw_newline && self.buf.is_empty() {
                 return Ok(ReadEvent::Eof);

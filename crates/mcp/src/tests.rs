@@ -124,7 +124,7 @@ fn events(input: &[u8], max: usize) -> Vec<String> {
     loop {
         match r.next_line().unwrap() {
             ReadEvent::Line(l) => out.push(String::from_utf8_lossy(l).into_owned()),
-            ReadEvent::TooLong { len } => out.push(format!("<too long {len}>")),
+            ReadEvent::TooLong { len, .. } => out.push(format!("<too long {len}>")),
             ReadEvent::Eof => return out,
         }
     }
@@ -144,6 +144,19 @@ fn reader_skips_over_long_lines_and_continues() {
         events(&input, 10),
         vec!["<too long 50>", "ok", "<too long 30>"]
     );
+}
+
+#[test]
+fn reader_recovers_the_id_of_an_over_long_line() {
+    let mut line = br#"{"jsonrpc":"2.0","id":"big","result":{"text":""#.to_vec();
+    line.extend(vec![b'x'; 5000]);
+    line.extend_from_slice(b"\"}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n");
+    let mut r = LineReader::new(&line[..], 1000);
+    match r.next_line().unwrap() {
+        ReadEvent::TooLong { id, .. } => assert_eq!(id.unwrap().as_json(), "\"big\""),
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    assert!(matches!(r.next_line().unwrap(), ReadEvent::Line(_)));
 }
 
 #[test]

@@ -32,13 +32,14 @@ fn main() {
     // Helper roles are chosen before clap or any thread runs.
     let mut args = std::env::args_os();
     if let (Some(_), Some(sub)) = (args.next(), args.next())
-        && sub == palisade_sandbox::watchdog::SUBCOMMAND {
-            let pgid = args
-                .next()
-                .and_then(|a| a.into_string().ok())
-                .unwrap_or_default();
-            palisade_sandbox::watchdog::run(&pgid);
-        }
+        && sub == palisade_sandbox::watchdog::SUBCOMMAND
+    {
+        let pgid = args
+            .next()
+            .and_then(|a| a.into_string().ok())
+            .unwrap_or_default();
+        palisade_sandbox::watchdog::run(&pgid);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -102,9 +102,10 @@ impl Proxy {
             let (outcome, client, raw): (Outcome, Option<String>, &[u8]) =
                 match reader.next_line()? {
                     ReadEvent::Eof => return Ok(()),
-                    ReadEvent::TooLong { len } => {
-                        let client = self.lock().st.client_name.clone();
-                        (self.pipeline.too_long(dir, len), client, &[])
+                    ReadEvent::TooLong { len, id } => {
+                        let mut s = self.lock();
+                        let out = self.pipeline.too_long(dir, len, id.as_ref(), &mut s.st);
+                        (out, s.st.client_name.clone(), &[])
                     }
                     ReadEvent::Line(line) => {
                         let now = Instant::now();
@@ -145,8 +146,12 @@ impl Proxy {
             let held = self.pipeline.drain_deferred(&mut s.st);
             let mut released = Vec::with_capacity(held.len());
             for raw in held {
-                let Ok(msg) = Message::parse(&raw) else { continue };
-                let out = self.pipeline.on_client_retry(&msg, &mut s.st, Instant::now());
+                let Ok(msg) = Message::parse(&raw) else {
+                    continue;
+                };
+                let out = self
+                    .pipeline
+                    .on_client_retry(&msg, &mut s.st, Instant::now());
                 released.push((raw, out));
             }
             self.arm_timer(&mut s);
@@ -161,10 +166,11 @@ impl Proxy {
     /// Wakes the timer if the earliest deadline moved earlier than what it sleeps towards.
     fn arm_timer(&self, s: &mut Session) {
         if let Some(d) = self.pipeline.next_deadline(&s.st)
-            && s.timer_target.is_none_or(|t| d < t) {
-                s.timer_target = Some(d);
-                self.timer.notify_one();
-            }
+            && s.timer_target.is_none_or(|t| d < t)
+        {
+            s.timer_target = Some(d);
+            self.timer.notify_one();
+        }
     }
 
     /// Runs the pipeline under the lock; returns the outcome, the client's name and pins to persist.
@@ -221,10 +227,11 @@ impl Proxy {
     fn to_server(&self, bytes: &[u8]) {
         let mut guard = self.server_in.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = guard.as_mut()
-            && write_line(w, bytes).is_err() {
-                // The server closed its stdin (it is exiting); the server loop reports the exit.
-                *guard = None;
-            }
+            && write_line(w, bytes).is_err()
+        {
+            // The server closed its stdin (it is exiting); the server loop reports the exit.
+            *guard = None;
+        }
     }
 
     pub(crate) fn to_client(&self, bytes: &[u8]) {
@@ -262,11 +269,15 @@ impl Proxy {
 
     /// Every request still waiting gets an error; records the exit.
     pub(crate) fn server_exited(&self, why: &str) {
-        let replies = {
+        let (out, client) = {
             let mut s = self.lock();
-            self.pipeline.server_gone(&mut s.st, why)
+            (
+                self.pipeline.server_gone(&mut s.st, why, Instant::now()),
+                s.st.client_name.clone(),
+            )
         };
-        for r in &replies {
+        self.record(&out.notes, client.as_deref());
+        for r in &out.to_client {
             self.to_client(r);
         }
         self.append(Event::new(palisade_audit::Kind::Exit, &self.server).detail(why));

@@ -25,14 +25,35 @@ pub mod watchdog;
 /// Environment variables passed to servers by default (besides those the policy declares).
 /// `SSH_AUTH_SOCK`, `LD_PRELOAD`, `NODE_OPTIONS`, `PYTHONPATH`, `BASH_ENV` and everything else are not.
 pub const ENV_ALLOWLIST: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR",
-    "TERM", "NO_COLOR",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "NO_COLOR",
 ];
 
 /// Variables that are never passed, even when a policy asks: they inject code or credentials.
 pub const ENV_NEVER: &[&str] = &[
-    "SSH_AUTH_SOCK", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "NODE_OPTIONS", "PYTHONPATH", "PYTHONSTARTUP",
-    "BASH_ENV", "ENV", "PERL5OPT", "RUBYOPT", "DYLD_INSERT_LIBRARIES",
+    "SSH_AUTH_SOCK",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "BASH_ENV",
+    "ENV",
+    "PERL5OPT",
+    "RUBYOPT",
+    "DYLD_INSERT_LIBRARIES",
 ];
 
 /// What to start.
@@ -73,7 +94,10 @@ pub fn scrubbed_env(
 ) -> Vec<(OsString, OsString)> {
     let mut out: Vec<(OsString, OsString)> = parent
         .into_iter()
-        .filter(|(k, _)| k.to_str().is_some_and(|k| ENV_ALLOWLIST.contains(&k) && !ENV_NEVER.contains(&k)))
+        .filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| ENV_ALLOWLIST.contains(&k) && !ENV_NEVER.contains(&k))
+        })
         .collect();
     for (k, v) in extra {
         if ENV_NEVER.contains(&k.as_str()) {
@@ -112,7 +136,10 @@ impl Launcher for Plain {
             .stderr(Stdio::piped())
             .process_group(0);
         let child = cmd.spawn().map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot start `{prog}`: {e} (is it installed and on PATH?)"))
+            io::Error::new(
+                e.kind(),
+                format!("cannot start `{prog}`: {e} (is it installed and on PATH?)"),
+            )
         })?;
         let (watchdog, watchdog_pid) = match &self.self_exe {
             Some(exe) => {
@@ -143,7 +170,13 @@ mod tests {
             ("LANG", "C.UTF-8"),
         ]
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let env = scrubbed_env(parent, &[("API_TOKEN".into(), "t".into()), ("LD_PRELOAD".into(), "x.so".into())]);
+        let env = scrubbed_env(
+            parent,
+            &[
+                ("API_TOKEN".into(), "t".into()),
+                ("LD_PRELOAD".into(), "x.so".into()),
+            ],
+        );
         let names: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
         assert_eq!(names, ["PATH", "LANG", "API_TOKEN"]);
     }

@@ -23,7 +23,10 @@ pub fn arm(self_exe: &Path, pgid: u32) -> io::Result<(ChildStdin, u32)> {
         .stderr(Stdio::inherit())
         .process_group(0)
         .spawn()?;
-    let pipe = child.stdin.take().ok_or_else(|| io::Error::other("watchdog has no stdin"))?;
+    let pipe = child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("watchdog has no stdin"))?;
     Ok((pipe, child.id()))
 }
 

@@ -82,10 +82,12 @@ impl Guard for ToolAccess {
             ToolStatus::Approved => Ok(()),
             ToolStatus::Denied => Err(DenyReason::ToolDenied { tool }),
             ToolStatus::Unapproved => Err(DenyReason::ToolNotApproved {
+                server: self.policy.server.clone(),
                 tool,
                 pin: entry.hash.clone(),
             }),
             ToolStatus::Changed { pinned } => Err(DenyReason::ToolChanged {
+                server: self.policy.server.clone(),
                 tool,
                 pinned: pinned.clone(),
                 now: entry.hash.clone(),

@@ -49,9 +49,10 @@ pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
             match r.next_line() {
                 Ok(ReadEvent::Line(l)) => {
                     if let Ok(m) = Message::parse(l)
-                        && tx.send(m).is_err() {
-                            return;
-                        }
+                        && tx.send(m).is_err()
+                    {
+                        return;
+                    }
                 }
                 Ok(ReadEvent::TooLong { .. }) => {}
                 Ok(ReadEvent::Eof) | Err(_) => return,
@@ -251,8 +252,15 @@ fn print_table(server: &str, info: &Value, rows: &[Value]) {
         rows.len()
     );
     println!();
+    let w = rows
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!(
-        "{:<28} {:<9} {:<12} {:<14} params",
+        "{:<w$} {:<9} {:<12} {:<14} params",
         "TOOL", "STATUS", "HINTS", "PIN"
     );
     for r in rows {
@@ -274,7 +282,7 @@ fn print_table(server: &str, info: &Value, rows: &[Value]) {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         println!(
-            "{:<28} {:<9} {:<12} {:<14} {}",
+            "{:<w$} {:<9} {:<12} {:<14} {}",
             r["name"].as_str().unwrap_or("?"),
             r["status"].as_str().unwrap_or("?"),
             if hints.is_empty() {

@@ -6,12 +6,12 @@
 
 mod util;
 
-mod protocol;
-mod lifecycle;
-mod guards;
-mod filesystem;
-mod eras;
-mod framing;
 mod audit;
-mod sdk_client;
 mod cli;
+mod eras;
+mod filesystem;
+mod framing;
+mod guards;
+mod lifecycle;
+mod protocol;
+mod sdk_client;
