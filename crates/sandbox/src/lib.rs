@@ -20,6 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+pub mod spec;
 pub mod watchdog;
 
 /// Environment variables passed to servers by default (besides those the policy declares).

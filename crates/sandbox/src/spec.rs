@@ -1,0 +1,116 @@
+//! What crosses from palisade to the sandbox helper: a plain, serializable description of the sandbox.
+//!
+//! palisade decides (pure functions, unit-tested); the helper (`palisade __sandbox`) only applies. The spec
+//! travels as JSON over an inherited pipe, never on argv or in the environment, so it is neither visible in
+//! `ps` nor inherited by the server.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole sandbox for one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Program and arguments (argv[0] is resolved to an absolute path before launch).
+    pub argv: Vec<String>,
+    /// The complete environment of the server.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox (it is also made visible, read-only unless a write root).
+    pub cwd: PathBuf,
+    /// Filesystem view, applied in order on an empty tmpfs root.
+    pub mounts: Vec<Mount>,
+    /// Landlock rules applied as a second layer after the mount namespace is in place.
+    pub landlock: LandlockRules,
+    /// Resource limits.
+    pub rlimits: Rlimits,
+    /// Network access.
+    pub net: NetMode,
+    /// Host name inside the UTS namespace.
+    pub hostname: String,
+}
+
+/// One entry of the filesystem view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Mount {
+    /// Bind `src` from the host at `dst`, read-only (also nosuid, nodev).
+    RoBind {
+        /// Host path.
+        src: PathBuf,
+        /// Path inside the sandbox.
+        dst: PathBuf,
+    },
+    /// Bind `src` from the host at `dst`, writable (nosuid, nodev).
+    RwBind {
+        /// Host path.
+        src: PathBuf,
+        /// Path inside the sandbox.
+        dst: PathBuf,
+    },
+    /// An empty tmpfs at `dst` (HOME, /tmp).
+    Tmpfs {
+        /// Path inside the sandbox.
+        dst: PathBuf,
+        /// Size limit in bytes.
+        size: u64,
+    },
+    /// A symlink at `dst` pointing to `target` (e.g. `/bin -> usr/bin` on merged-/usr systems).
+    Symlink {
+        /// Path inside the sandbox.
+        dst: PathBuf,
+        /// Link target, as stored in the link.
+        target: PathBuf,
+    },
+    /// A fresh procfs for the sandbox's PID namespace at `/proc`.
+    Proc,
+    /// A minimal `/dev`: null, zero, full, random, urandom, tty, and `/dev/shm`, `/dev/pts` where possible.
+    Dev,
+}
+
+/// Landlock's view: which paths may be read, written or executed. Everything else is denied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockRules {
+    /// Readable (and executable) trees.
+    pub read_exec: Vec<PathBuf>,
+    /// Readable, not executable trees.
+    pub read: Vec<PathBuf>,
+    /// Readable and writable trees.
+    pub write: Vec<PathBuf>,
+    /// TCP ports the server may connect to (the egress proxy); empty = none.
+    pub connect_tcp: Vec<u16>,
+}
+
+/// Resource limits (`setrlimit`); `None` leaves the inherited limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimits {
+    /// RLIMIT_AS in bytes.
+    pub address_space: Option<u64>,
+    /// RLIMIT_NPROC.
+    pub processes: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub open_files: Option<u64>,
+    /// RLIMIT_FSIZE in bytes.
+    pub file_size: Option<u64>,
+    /// RLIMIT_CORE is always 0 (no core dumps of a process that may hold secrets).
+    pub core: u64,
+}
+
+impl Default for Rlimits {
+    fn default() -> Self {
+        Rlimits {
+            // 8 GiB of address space: V8 and CPython reserve far more than they use; RSS is bounded elsewhere.
+            address_space: Some(8 << 30),
+            processes: Some(256),
+            open_files: Some(1024),
+            file_size: Some(1 << 30),
+            core: 0,
+        }
+    }
+}
+
+/// Network access from inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum NetMode {
+    /// A fresh network namespace with only loopback: no way out.
+    None,
+}
