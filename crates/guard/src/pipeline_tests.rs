@@ -612,3 +612,26 @@ fn a_held_call_id_counts_as_in_use() {
         palisade_mcp::error_codes::INVALID_REQUEST
     );
 }
+
+#[test]
+fn an_input_required_round_trip_passes_with_request_state_untouched() {
+    let mut h = Harness::new(policy_with(Overrides::default(), ""), TestEra::Stateless);
+    h.start(json!([echo_tool("Echo")]));
+    let id = h.call("echo", json!({"text": "needs input"}));
+    let interim = json!({"jsonrpc": "2.0", "id": id, "result": {
+        "resultType": "input_required",
+        "inputRequests": {"confirm": {"method": "elicitation/create", "params": {"message": "sure?"}}},
+        "requestState": "opaque.sealed.state+/=="}});
+    h.server_sends(interim.clone());
+    assert_eq!(
+        h.last_client(),
+        &interim,
+        "the interim result is forwarded as is"
+    );
+    // The client retries with the state and its answers: checked like any call, forwarded byte for byte.
+    let raw = br#"{"jsonrpc":"2.0","id":"retry-1","method":"tools/call","params":{"name":"echo","arguments":{"text":"needs input"},"inputResponses":{"confirm":{"action":"accept"}},"requestState":"opaque.sealed.state+/==","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let msg = Message::parse(raw).unwrap();
+    let out = h.p.on_client(&msg, &mut h.st, h.now);
+    assert_eq!(out.forward, Forward::Original);
+    assert_eq!(out.notes[0].decision, Decision::Allow);
+}
