@@ -42,7 +42,7 @@ struct Args {
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     echo_calls: u32,
     /// Measured tools/call round trips per run against server-everything.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     everything_calls: u32,
     /// Unmeasured tools/call round trips before each run's measurement.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=100_000))]
