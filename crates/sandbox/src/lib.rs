@@ -20,6 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+pub mod plan;
 pub mod spec;
 pub mod watchdog;
 
