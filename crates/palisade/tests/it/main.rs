@@ -12,6 +12,7 @@ mod eras;
 mod filesystem;
 mod framing;
 mod guards;
+mod hostile;
 mod lifecycle;
 mod protocol;
 mod sdk_client;

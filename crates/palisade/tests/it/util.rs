@@ -169,3 +169,145 @@ pub(crate) fn tool_names(response: &Value) -> Vec<String> {
 pub(crate) fn call(tool: &str, arguments: Value) -> Value {
     serde_json::json!({ "name": tool, "arguments": arguments })
 }
+
+/// Who runs palisade in a test: the test's own user (root in CI) or an unprivileged one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum User {
+    /// The user running the tests (root in CI).
+    Root,
+    /// `nobody` (uid/gid 65534), through `setpriv --reuid=65534 --regid=65534 --clear-groups`.
+    Nobody,
+}
+
+impl User {
+    /// The uid palisade runs as.
+    pub(crate) fn uid(self) -> u32 {
+        match self {
+            User::Root => rustix::process::getuid().as_raw(),
+            User::Nobody => 65534,
+        }
+    }
+
+    /// `path` as this user can execute it: unchanged for [`User::Root`], a copy in a world-readable
+    /// directory for [`User::Nobody`] (`/root` and the build tree may be closed to other users).
+    pub(crate) fn exe(self, path: &Path) -> PathBuf {
+        match self {
+            User::Root => path.to_path_buf(),
+            User::Nobody => staged_binary(path),
+        }
+    }
+
+    /// Gives `path` (recursively) to this user, so an unprivileged palisade can use a tree the test created.
+    pub(crate) fn give(self, path: &Path) {
+        if self == User::Root {
+            return;
+        }
+        let uid = self.uid().to_string();
+        let status = Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(path)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run chown: {e}"));
+        assert!(
+            status.success(),
+            "chown -R {uid} {}: {status}",
+            path.display()
+        );
+    }
+}
+
+/// `path` hard-linked (or copied) into `$TMPDIR/palisade-it-bin-<pid>/` (mode 755), once per test process;
+/// directories left by earlier test processes that are gone are removed on the way.
+pub(crate) fn staged_binary(path: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = std::env::temp_dir();
+    let dir = tmp.join(format!("palisade-it-bin-{}", std::process::id()));
+    if !dir.exists() {
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("palisade-it-bin-"))
+            else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let name = path.file_name().expect("binary file name");
+    let dest = dir.join(name);
+    if !dest.exists() {
+        let partial = dir.join(format!("{}.partial", name.to_string_lossy()));
+        let _ = std::fs::remove_file(&partial);
+        if std::fs::hard_link(path, &partial).is_err() {
+            std::fs::copy(path, &partial)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", path.display(), dir.display()));
+        }
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::rename(&partial, &dest).expect("rename staged binary");
+    }
+    dest
+}
+
+/// `palisade run FLAGS… -- SERVER…` as `user`, with an isolated home and `cwd` as working directory (for
+/// [`User::Nobody`], palisade is a staged copy started through `setpriv`; the home must already be theirs,
+/// see [`User::give`]).
+pub(crate) fn run_cmd_as<S: AsRef<str>>(
+    user: User,
+    home: &TestHome,
+    cwd: &Path,
+    flags: &[&str],
+    server: &[S],
+) -> Command {
+    let palisade = user.exe(Path::new(palisade()));
+    let mut c = match user {
+        User::Root => Command::new(&palisade),
+        User::Nobody => {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&palisade);
+            c
+        }
+    };
+    c.arg("run").args(flags).arg("--");
+    c.args(server.iter().map(AsRef::as_ref));
+    c.current_dir(cwd);
+    home.apply(&mut c);
+    c
+}
+
+/// [`run_cmd_as`] spawned as a client-driven child process.
+pub(crate) fn spawn_run_as<S: AsRef<str>>(
+    user: User,
+    home: &TestHome,
+    cwd: &Path,
+    flags: &[&str],
+    server: &[S],
+) -> McpProcess {
+    McpProcess::spawn(run_cmd_as(user, home, cwd, flags, server))
+}
+
+/// Path of the `palisade-hostile-server` binary (built by `cargo build -p palisade-testkit --bins`, which
+/// `cargo test --workspace` does), found next to the running test executable like the echo server.
+pub(crate) fn hostile_server() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let name = format!("palisade-hostile-server{}", std::env::consts::EXE_SUFFIX);
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(&name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "palisade-hostile-server is not built next to {}; run `cargo build -p palisade-testkit --bins` \
+                 (a `cargo test --workspace` builds it)",
+                exe.display()
+            )
+        })
+}
