@@ -552,7 +552,16 @@ fn kill_palisade(user: User) {
     let mut s = Scene::new(user);
     s.start();
     let pid = s.palisade_pid();
-    s.assert_blocked("kill", json!({ "pid": pid, "signal": 9 }));
+    // If the signal lands, palisade dies before it can answer: say so rather than "stdout closed".
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.assert_blocked("kill", json!({ "pid": pid, "signal": 9 }));
+    }));
+    if let Err(panic) = attempt {
+        if let Some(status) = s.palisade().wait_exit(Duration::from_secs(1)) {
+            panic!("ESCAPE as {user:?}: the server killed palisade (pid {pid}): {status}");
+        }
+        std::panic::resume_unwind(panic);
+    }
     s.assert_echo_works();
 }
 
