@@ -20,6 +20,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod plan;
 pub mod spec;
 pub mod watchdog;
