@@ -70,6 +70,10 @@ pub(crate) struct ServerArgs {
     /// Do not treat existing directories in the server's arguments as readable roots.
     #[arg(long)]
     pub(crate) no_auto_roots: bool,
+    /// Start the server in the OS sandbox (tier 1: namespaces, Landlock, seccomp). Hidden until it is the
+    /// default.
+    #[arg(long, hide = true)]
+    pub(crate) sandbox: bool,
     /// The server command and its arguments (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,

@@ -31,14 +31,18 @@ pub(crate) enum ExitStatus {
 fn main() {
     // Helper roles are chosen before clap or any thread runs.
     let mut args = std::env::args_os();
-    if let (Some(_), Some(sub)) = (args.next(), args.next())
-        && sub == palisade_sandbox::watchdog::SUBCOMMAND
-    {
-        let pgid = args
-            .next()
-            .and_then(|a| a.into_string().ok())
-            .unwrap_or_default();
-        palisade_sandbox::watchdog::run(&pgid);
+    if let (Some(_), Some(sub)) = (args.next(), args.next()) {
+        let mut arg = || {
+            args.next()
+                .and_then(|a| a.into_string().ok())
+                .unwrap_or_default()
+        };
+        if sub == palisade_sandbox::watchdog::SUBCOMMAND {
+            palisade_sandbox::watchdog::run(&arg());
+        }
+        if sub == palisade_sandbox::SANDBOX_SUBCOMMAND {
+            palisade_sandbox::run_sandbox_helper(&arg());
+        }
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

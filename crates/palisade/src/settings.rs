@@ -39,6 +39,8 @@ pub(crate) struct ServerSettings {
     pub(crate) pins: PathBuf,
     /// Policy warnings worth showing at start-up (file and resolution), rendered.
     pub(crate) warnings: Vec<String>,
+    /// Start the server in the OS sandbox (`--sandbox`).
+    pub(crate) sandbox: bool,
 }
 
 /// Settings of `palisade run`.
@@ -140,6 +142,7 @@ pub(crate) fn server_settings(
         policy: Arc::new(policy),
         pins,
         warnings,
+        sandbox: args.sandbox,
     })
 }
 

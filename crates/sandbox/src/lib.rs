@@ -26,6 +26,58 @@ pub mod plan;
 pub mod spec;
 pub mod watchdog;
 
+#[cfg(target_os = "linux")]
+pub use linux::launcher::Sandboxed;
+
+/// The hidden subcommand that makes palisade the sandbox helper (`palisade __sandbox <fd>`).
+pub const SANDBOX_SUBCOMMAND: &str = "__sandbox";
+
+/// Runs the sandbox helper with the spec on fd `fd` (the argument after [`SANDBOX_SUBCOMMAND`]). Never
+/// returns; call it before any thread exists.
+pub fn run_sandbox_helper(fd: &str) -> ! {
+    let Ok(fd) = fd.parse::<i32>() else {
+        eprintln!("palisade sandbox: bad spec fd {fd:?}");
+        std::process::exit(125);
+    };
+    #[cfg(target_os = "linux")]
+    linux::helper::run_helper(fd);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        eprintln!("palisade sandbox: unsupported on this platform");
+        std::process::exit(125);
+    }
+}
+
+/// The sandbox launcher where there is none yet: every launch fails (never silently unsandboxed).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug, Clone)]
+pub struct Sandboxed {
+    /// Unused.
+    pub self_exe: PathBuf,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Sandboxed {
+    /// A launcher that refuses.
+    pub fn new(self_exe: PathBuf) -> Sandboxed {
+        Sandboxed { self_exe }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Launcher for Sandboxed {
+    fn describe(&self) -> String {
+        "no OS sandbox on this platform".into()
+    }
+    fn launch(&self, _: &LaunchSpec) -> io::Result<Launched> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the OS sandbox is not supported on this platform yet",
+        ))
+    }
+}
+
 /// Environment variables passed to servers by default (besides those the policy declares).
 /// `SSH_AUTH_SOCK`, `LD_PRELOAD`, `NODE_OPTIONS`, `PYTHONPATH`, `BASH_ENV` and everything else are not.
 pub const ENV_ALLOWLIST: &[&str] = &[
@@ -61,7 +113,7 @@ pub const ENV_NEVER: &[&str] = &[
 ];
 
 /// What to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LaunchSpec {
     /// Program and arguments.
     pub argv: Vec<String>,
@@ -69,6 +121,12 @@ pub struct LaunchSpec {
     pub cwd: PathBuf,
     /// The complete environment of the child (see [`scrubbed_env`]).
     pub env: Vec<(OsString, OsString)>,
+    /// Trees a sandboxed server may read (the policy's `fs.read`; [`Plain`] ignores them).
+    pub read_roots: Vec<PathBuf>,
+    /// Trees a sandboxed server may read and write (the policy's `fs.write`; [`Plain`] ignores them).
+    pub write_roots: Vec<PathBuf>,
+    /// The user's home, hidden behind an empty one in a sandbox (`None`: `HOME` from `env`).
+    pub home: Option<PathBuf>,
 }
 
 /// A started server.

@@ -1,0 +1,465 @@
+//! The sandbox helper: `palisade __sandbox <fd>`, a single-threaded re-exec of palisade that builds the
+//! sandbox described by a [`SandboxSpec`] and execs the server in it.
+//!
+//! # Process tree
+//! ```text
+//! palisade ─┬─ helper (palisade __sandbox 0; own process group; new user+mount+net+ipc+uts namespaces)
+//!           │    └─ PID 1 of the new PID namespace (mounts, pivot_root, reaper)
+//!           │         └─ server (own session; no_new_privs, rlimits, Landlock, seccomp; exec)
+//!           └─ watchdog (kills the helper's process group if palisade dies)
+//! ```
+//! None of these relays a byte: the server inherits the stdin/stdout/stderr pipes palisade created for the
+//! helper; the helper and PID 1 point their own stdin/stdout at `/dev/null` once the next process exists,
+//! so the server's end-of-file and broken-pipe behaviour is exactly that of a plain child.
+//!
+//! # Lifetime
+//! The helper and PID 1 stay in the process group palisade gave the helper; the watchdog (and `run`'s
+//! timeout) kill that group. PID 1 also has `PR_SET_PDEATHSIG = SIGKILL` toward the helper, and the helper
+//! toward palisade. When PID 1 dies the kernel kills everything in the PID namespace, so the server and all
+//! its descendants die with it, whatever sessions or groups they made.
+//!
+//! The server calls `setsid`: it leaves palisade's session, so it has no controlling terminal to inject
+//! input into (`TIOCSTI`, the bubblewrap `--new-session` lesson). This does not weaken the lifetime
+//! guarantee above, which rests on the PID namespace, not on the process group.
+//!
+//! # Exit status
+//! The helper exits with the server's status: its exit code, or 128 + the signal that killed it. A setup
+//! failure prints one line, `palisade sandbox: <stage>: <error>`, on stderr and exits with
+//! [`SETUP_FAILED`] (125, as `env`, `nohup` and container runtimes use for "the wrapper failed").
+//!
+//! # The spec's transport
+//! The spec arrives as one frame (4-byte little-endian length, then JSON) on an inherited fd, read exactly
+//! (never past the frame). palisade uses fd 0: it writes the frame into the server's stdin pipe before any
+//! MCP byte, so no extra descriptor has to cross `exec` (std's `Command` cannot map one without a
+//! `pre_exec` hook, which palisade's threads forbid) and nothing else can inherit it meanwhile.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::spec::SandboxSpec;
+
+/// The hidden subcommand that makes palisade the helper.
+pub const SUBCOMMAND: &str = crate::SANDBOX_SUBCOMMAND;
+
+/// Exit status of a sandbox that could not be set up.
+pub const SETUP_FAILED: i32 = 125;
+
+/// Largest spec accepted (it is a few KiB in practice).
+const MAX_SPEC: usize = 4 << 20;
+
+/// Signals the helper and PID 1 take synchronously (blocked, then `sigwaitinfo`).
+const WAITED: &[libc::c_int] = &[
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+];
+
+/// The frame palisade writes before anything else on the helper's spec fd.
+pub fn encode_spec(spec: &SandboxSpec) -> Vec<u8> {
+    let json = serde_json::to_vec(spec).unwrap_or_default();
+    let mut out = Vec::with_capacity(json.len() + 4);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out
+}
+
+/// Prints `palisade sandbox: <stage>: <error>` and exits with [`SETUP_FAILED`].
+fn fail(stage: &str, err: impl std::fmt::Display) -> ! {
+    eprintln!("palisade sandbox: {stage}: {err}");
+    std::process::exit(SETUP_FAILED);
+}
+
+fn check(stage: &str, r: libc::c_int) {
+    if r < 0 {
+        fail(stage, io::Error::last_os_error());
+    }
+}
+
+/// Reads exactly `buf.len()` bytes from `fd` (unbuffered: nothing past the frame is consumed).
+fn read_exact(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a valid, writable buffer of `rest.len()` bytes for the duration of the call.
+        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => done += n as usize,
+        }
+    }
+    Ok(())
+}
+
+fn read_spec(fd: RawFd) -> Result<SandboxSpec, String> {
+    let mut len = [0u8; 4];
+    read_exact(fd, &mut len).map_err(|e| format!("length: {e}"))?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_SPEC {
+        return Err(format!("{len} bytes is too large"));
+    }
+    let mut json = vec![0u8; len];
+    read_exact(fd, &mut json).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
+}
+
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initializes the zeroed set; sigaddset only writes into it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
+}
+
+/// Waits for one of the blocked [`WAITED`] signals.
+fn wait_signal(set: &libc::sigset_t) -> libc::c_int {
+    loop {
+        // SAFETY: `set` is an initialized signal set; a null siginfo pointer is allowed.
+        let s = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };
+        if s > 0 {
+            return s;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            fail("sigwaitinfo", io::Error::last_os_error());
+        }
+    }
+}
+
+/// Reaps children without blocking; returns the exit status to mirror when `target` has ended.
+fn reap(target: libc::pid_t, any: bool) -> Option<i32> {
+    loop {
+        let mut status = 0;
+        let who = if any { -1 } else { target };
+        // SAFETY: `status` is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(who, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return None;
+        }
+        if pid == target {
+            if libc::WIFEXITED(status) {
+                return Some(libc::WEXITSTATUS(status));
+            }
+            if libc::WIFSIGNALED(status) {
+                return Some(128 + libc::WTERMSIG(status));
+            }
+        }
+    }
+}
+
+/// Points stdin and stdout at `/dev/null`, so this process holds no end of the server's pipes.
+fn release_stdio() {
+    // SAFETY: the path is NUL-terminated; dup2 onto 0 and 1 replaces them atomically; the temporary fd
+    // is closed once duplicated.
+    unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::close(fd);
+        }
+    }
+}
+
+/// Relays a termination signal to `pid` and mirrors its exit; never returns.
+fn supervise(child: libc::pid_t, any: bool) -> ! {
+    let set = sigset(WAITED);
+    loop {
+        let sig = wait_signal(&set);
+        if sig == libc::SIGCHLD {
+            if let Some(code) = reap(child, any) {
+                std::process::exit(code);
+            }
+        } else {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(child, sig) };
+        }
+    }
+}
+
+/// The helper's entry point. Never returns. The setup order:
+///
+/// 1. read and parse the spec from `spec_fd` (one frame, read exactly; the fd is closed unless it is 0);
+/// 2. `PR_SET_PDEATHSIG = SIGKILL`, then check palisade is still the parent (it may have died before);
+/// 3. `unshare(CLONE_NEWUSER | NEWNS | NEWPID | NEWNET | NEWIPC | NEWUTS)`;
+/// 4. `/proc/self/setgroups` = `deny`, `uid_map` = `<uid> <uid> 1`, `gid_map` = `<gid> <gid> 1`: the same
+///    ids inside, so files keep their owners (also as root, who then has no power over the host inside);
+/// 5. block SIGCHLD/TERM/INT/HUP/QUIT, fork. The helper waits for PID 1, forwards TERM/INT/HUP/QUIT to it,
+///    and exits with its status;
+/// 6. PID 1: `PR_SET_PDEATHSIG = SIGKILL` and check the helper is still there (a pipe: its write end closes
+///    when the helper dies);
+/// 7. PID 1: the filesystem view ([`super::mounts::build`]: private propagation, new root with the spec's
+///    mounts, fresh `/proc`, minimal `/dev`, read-only root, `pivot_root`, old root detached);
+/// 8. PID 1: `chdir(cwd)`, `sethostname`, loopback up in the new network namespace;
+/// 9. PID 1 forks the server and becomes a reaper (`waitpid(-1)`; exits with the server's status when it
+///    ends, which kills the rest of the namespace; forwards TERM/INT/HUP/QUIT to it);
+/// 10. server: default signal mask and dispositions (SIGPIPE back to default: Rust ignores it), `setsid`,
+///     every fd above 2 close-on-exec, `PR_SET_NO_NEW_PRIVS`, then [`super::harden::harden`] (rlimits,
+///     Landlock, seccomp, in that order), then `execve` of `argv[0]` with the spec's environment.
+///
+/// Any failure prints `palisade sandbox: <stage>: <error>` and exits with [`SETUP_FAILED`].
+pub fn run_helper(spec_fd: i32) -> ! {
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let spec = read_spec(spec_fd).unwrap_or_else(|e| fail("read spec", e));
+    if spec_fd != 0 {
+        // SAFETY: the fd was handed to us for this purpose and is not used again.
+        unsafe { libc::close(spec_fd) };
+    }
+    if spec.argv.is_empty() {
+        fail("read spec", "no command");
+    }
+
+    // SAFETY: prctl with integer arguments only.
+    check("PR_SET_PDEATHSIG", unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    });
+    // SAFETY: getppid cannot fail.
+    if unsafe { libc::getppid() } != parent {
+        fail("parent", "palisade exited before the sandbox started");
+    }
+
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: this process is single-threaded (the helper is dispatched before anything starts a thread),
+    // which unshare(CLONE_NEWUSER) requires.
+    check("unshare", unsafe {
+        libc::unshare(
+            libc::CLONE_NEWUSER
+                | libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWNET
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS,
+        )
+    });
+    for (file, text) in [
+        ("/proc/self/setgroups", "deny".to_owned()),
+        ("/proc/self/uid_map", format!("{uid} {uid} 1\n")),
+        ("/proc/self/gid_map", format!("{gid} {gid} 1\n")),
+    ] {
+        if let Err(e) = std::fs::write(file, text) {
+            fail(&format!("write {file}"), e);
+        }
+    }
+
+    let waited = sigset(WAITED);
+    // SAFETY: `waited` is initialized; the old mask is not needed.
+    check("sigprocmask", unsafe {
+        libc::sigprocmask(libc::SIG_BLOCK, &waited, std::ptr::null_mut())
+    });
+    let mut alive = [0; 2];
+    // SAFETY: `alive` has room for the two fds.
+    check("pipe", unsafe {
+        libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC)
+    });
+    // SAFETY: single-threaded, so the child may run arbitrary code.
+    let pid1 = unsafe { libc::fork() };
+    check("fork", pid1);
+    if pid1 > 0 {
+        // SAFETY: our copy of the read end is not used; the write end stays open until we exit.
+        unsafe { libc::close(alive[0]) };
+        release_stdio();
+        supervise(pid1, false);
+    }
+    // SAFETY: the child's copy of the write end must be closed for the end-of-file check below.
+    unsafe { libc::close(alive[1]) };
+    init(&spec, alive[0]);
+}
+
+/// PID 1 of the new PID namespace (steps 6–9).
+fn init(spec: &SandboxSpec, alive: RawFd) -> ! {
+    // SAFETY: prctl with integer arguments only.
+    check("PR_SET_PDEATHSIG", unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    });
+    let mut pfd = libc::pollfd {
+        fd: alive,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if ready != 0 {
+        fail("parent", "the sandbox helper exited");
+    }
+    // SAFETY: the fd is ours and not used again.
+    unsafe { libc::close(alive) };
+
+    if let Err(e) = super::mounts::build(spec) {
+        fail(&e.stage, e.error);
+    }
+    if let Err(e) = std::env::set_current_dir(&spec.cwd) {
+        fail(&format!("chdir {}", spec.cwd.display()), e);
+    }
+    // SAFETY: the pointer and length describe the hostname's bytes, valid for the call.
+    check("sethostname", unsafe {
+        libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len())
+    });
+    if let Err(e) = loopback_up() {
+        fail("loopback", e);
+    }
+
+    let exec = Exec::new(spec);
+    // SAFETY: single-threaded, so the child may run arbitrary code.
+    let server = unsafe { libc::fork() };
+    check("fork server", server);
+    if server == 0 {
+        exec.run(spec);
+    }
+    release_stdio();
+    supervise(server, true);
+}
+
+/// Brings `lo` up in the new network namespace (`SIOCSIFFLAGS`).
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the fd is closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS fills `ifru_flags`.
+    let mut r = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) };
+    if r == 0 {
+        // SAFETY: the flags member was just written by the kernel; the union is read as what it holds.
+        unsafe {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        }
+        // SAFETY: as above; SIOCSIFFLAGS reads `req`.
+        r = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) };
+    }
+    let err = io::Error::last_os_error();
+    // SAFETY: our socket, closed once.
+    unsafe { libc::close(sock) };
+    if r == 0 { Ok(()) } else { Err(err) }
+}
+
+/// Everything `execve` needs, prepared before the fork.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Exec {
+    fn new(spec: &SandboxSpec) -> Exec {
+        let c = |s: String| CString::new(s).unwrap_or_else(|e| fail("exec", e));
+        Exec {
+            path: c(spec.argv[0].clone()),
+            argv: spec.argv.iter().cloned().map(c).collect(),
+            envp: spec
+                .env
+                .iter()
+                .map(|(k, v)| c(format!("{k}={v}")))
+                .collect(),
+        }
+    }
+
+    /// Step 10, in the server process. Never returns.
+    fn run(&self, spec: &SandboxSpec) -> ! {
+        // SAFETY: resetting dispositions and the mask of this (single-threaded) process; SIG_DFL is a
+        // valid handler for every signal here.
+        unsafe {
+            for s in [
+                libc::SIGPIPE,
+                libc::SIGCHLD,
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+            ] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            let empty = sigset(&[]);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        }
+        // SAFETY: setsid has no memory effects; PID 1 made us, so we are not a group leader.
+        check("setsid", unsafe { libc::setsid() });
+        // SAFETY: close_range with CLOEXEC only flags fds; nothing is closed under our feet.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        // SAFETY: prctl with integer arguments only.
+        check("PR_SET_NO_NEW_PRIVS", unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        });
+        if let Err(e) = super::harden::harden(spec) {
+            fail("harden", e);
+        }
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: path, argv and envp are NUL-terminated strings in null-terminated arrays that live
+        // until execve returns (it only returns on failure).
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        fail(
+            &format!("exec {}", spec.argv[0]),
+            io::Error::last_os_error(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_frame_is_read_exactly() {
+        let spec = SandboxSpec {
+            argv: vec!["/bin/true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            mounts: vec![],
+            landlock: Default::default(),
+            rlimits: Default::default(),
+            net: crate::spec::NetMode::None,
+            hostname: "h".into(),
+        };
+        let mut frame = encode_spec(&spec);
+        frame.extend_from_slice(b"{\"jsonrpc\":\"2.0\"}\n");
+        let (r, mut w) = std::io::pipe().unwrap();
+        std::io::Write::write_all(&mut w, &frame).unwrap();
+        drop(w);
+        use std::os::fd::AsRawFd;
+        assert_eq!(read_spec(r.as_raw_fd()).unwrap(), spec);
+        // What follows the frame is left for the server.
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut &r, &mut rest).unwrap();
+        assert_eq!(rest, "{\"jsonrpc\":\"2.0\"}\n");
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Sandboxed`]: the tier 1 launcher. Plans the sandbox ([`crate::plan`]), starts the helper
+//! (`palisade __sandbox 0`, see [`super::helper`]) with piped stdio exactly like [`crate::Plain`], hands it
+//! the spec as the first frame on its stdin, and arms the watchdog on the helper's process group.
+
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::helper;
+use crate::plan::{PlanInput, plan};
+use crate::spec::SandboxSpec;
+use crate::{LaunchSpec, Launched, Launcher, watchdog};
+
+/// Where `HOME` is when neither the launch spec nor the environment says.
+const FALLBACK_HOME: &str = "/home/palisade";
+
+/// Starts servers in a tier 1 sandbox: user, mount, PID, network, IPC and UTS namespaces, a filesystem view
+/// of only what the server needs, then no_new_privs, rlimits, Landlock and seccomp.
+#[derive(Debug, Clone)]
+pub struct Sandboxed {
+    /// The palisade executable, re-executed as the helper and the watchdog.
+    pub self_exe: PathBuf,
+}
+
+impl Sandboxed {
+    /// A launcher re-executing `self_exe`.
+    pub fn new(self_exe: PathBuf) -> Sandboxed {
+        Sandboxed { self_exe }
+    }
+
+    /// The sandbox `spec` would run in (also what [`Launcher::launch`] applies).
+    pub fn plan(&self, spec: &LaunchSpec) -> io::Result<SandboxSpec> {
+        plan(&plan_input(spec)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+}
+
+/// The planner's input for a launch spec. Environment entries that are not UTF-8 are dropped.
+pub fn plan_input(spec: &LaunchSpec) -> PlanInput {
+    let env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .collect();
+    let home = spec
+        .home
+        .clone()
+        .or_else(|| {
+            env.iter()
+                .find(|(k, v)| k == "HOME" && v.starts_with('/'))
+                .map(|(_, v)| PathBuf::from(v))
+        })
+        .unwrap_or_else(|| PathBuf::from(FALLBACK_HOME));
+    PlanInput {
+        argv: spec.argv.clone(),
+        env,
+        cwd: spec.cwd.clone(),
+        home,
+        read_roots: spec.read_roots.clone(),
+        write_roots: spec.write_roots.clone(),
+        extra_read: Vec::new(),
+    }
+}
+
+impl Launcher for Sandboxed {
+    fn describe(&self) -> String {
+        let landlock = match super::landlock::kernel_abi() {
+            Ok(n) => format!("Landlock ABI {n}"),
+            Err(e) => format!("no Landlock ({e})"),
+        };
+        format!("sandbox tier 1: user+mount+pid+net+ipc+uts namespaces, {landlock}, seccomp")
+    }
+
+    fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched> {
+        let sandbox = self.plan(spec)?;
+        let frame = helper::encode_spec(&sandbox);
+        let mut child = Command::new(&self.self_exe)
+            .arg(helper::SUBCOMMAND)
+            .arg("0")
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot start the sandbox helper {}: {e}",
+                        self.self_exe.display()
+                    ),
+                )
+            })?;
+        // The helper reads the frame first thing, so this cannot block for long even past the pipe's
+        // buffer; nothing else writes to this pipe before `launch` returns it.
+        let sent = child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the sandbox helper has no stdin"))
+            .and_then(|w| w.write_all(&frame));
+        let armed = sent.and_then(|()| watchdog::arm(&self.self_exe, child.id()));
+        match armed {
+            Ok((wd, wd_pid)) => Ok(Launched {
+                child,
+                watchdog: Some(wd),
+                watchdog_pid: Some(wd_pid),
+            }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot start the sandbox: {e}"),
+                ))
+            }
+        }
+    }
+}
