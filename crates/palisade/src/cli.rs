@@ -33,6 +33,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PinCommand,
     },
+    /// Show the sandbox tier this machine gives servers (namespaces, Landlock ABI, seccomp) and why.
+    /// Exit 0 for the full sandbox, 1 when degraded.
+    Doctor {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 /// Flags shared by `run` and `inspect`: which server, which policy.

@@ -95,5 +95,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
                     tools,
                 },
         } => commands::pin::accept(server, pins, all, tools),
+        Command::Doctor { format } => commands::doctor::doctor(format),
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub(crate) mod doctor;
 pub(crate) mod inspect;
 pub(crate) mod logs;
 pub(crate) mod pin;

@@ -17,11 +17,8 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use serde::Serialize;
-
 /// How strongly servers can be sandboxed here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     /// Full sandbox.
     One,
@@ -32,7 +29,7 @@ pub enum Tier {
 }
 
 /// Raw facts, as [`probe`] found them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     /// A child could create user, mount, pid, net, ipc and uts namespaces and mount a tmpfs.
     pub userns: Result<(), String>,
@@ -53,7 +50,7 @@ pub struct Facts {
 }
 
 /// The verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     /// The tier servers would run in.
     pub tier: Tier,
@@ -259,6 +256,17 @@ fn try_namespaces() -> Result<(), String> {
     }
 }
 
+impl Tier {
+    /// 1, 2 or 3.
+    pub fn number(self) -> u8 {
+        match self {
+            Tier::One => 1,
+            Tier::Two => 2,
+            Tier::Three => 3,
+        }
+    }
+}
+
 impl Probe {
     /// One readable block for `palisade doctor`.
     pub fn render(&self) -> String {
@@ -393,6 +401,28 @@ mod tests {
         assert_eq!(p.tier, Tier::One, "{}", p.render());
         assert_eq!(p.landlock_abi, kernel_abi_for_test());
         assert!(p.render().contains("sandbox tier:    1"));
+    }
+
+    #[test]
+    fn a_degraded_machine_reads_as_degraded() {
+        let mut f = facts(false, Some(7), true);
+        f.apparmor_restrict_userns = Some(1);
+        let (tier, reasons) = decide_tier(&f);
+        let p = Probe {
+            tier,
+            userns: f.userns.clone(),
+            landlock_abi: Some(7),
+            seccomp: true,
+            reasons,
+            facts: f,
+        };
+        let text = p.render();
+        assert!(text.starts_with("sandbox tier:    2 (DEGRADED"), "{text}");
+        assert!(
+            text.contains("user namespaces: no (Operation not permitted"),
+            "{text}"
+        );
+        assert!(text.contains("AppArmor"), "{text}");
     }
 
     fn kernel_abi_for_test() -> Option<i32> {
