@@ -15,4 +15,5 @@ mod guards;
 mod hostile;
 mod lifecycle;
 mod protocol;
+mod sandbox;
 mod sdk_client;
