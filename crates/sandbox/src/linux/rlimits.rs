@@ -4,6 +4,11 @@
 //! limit above the current hard limit cannot be granted by an unprivileged process: it is clamped to the
 //! hard limit (a note says so) rather than failing, since a lower limit is never less safe.
 //!
+//! `RLIMIT_NPROC` counts the processes of the server's *host* user, and the kernel never enforces it for
+//! host root (`INIT_USER`, as well as CAP_SYS_RESOURCE/CAP_SYS_ADMIN in the initial namespace): a server
+//! whose uid maps to host root is not bounded by it. Without a user namespace (tier 2) it also counts the
+//! user's other processes.
+//!
 //! Decided in [`plan`] (pure), applied in [`apply`].
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
