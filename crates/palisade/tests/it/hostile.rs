@@ -192,6 +192,8 @@ impl Scene {
             p.detail,
             self.palisade().stderr()
         );
+        // Shown with --nocapture: how each probe was stopped.
+        eprintln!("{user:?} `{tool}` blocked: {}", p.detail);
         p
     }
 

@@ -678,14 +678,28 @@ fn fork_bomb(args: &Value) -> ProbeResult {
         children.push(pid);
     }
     let forked = children.len();
-    // Reap in the background so zombies do not pile up; each child exits by itself after 5 s.
-    std::thread::spawn(move || {
+    // Reap in the background so zombies do not pile up; each child exits by itself after 5 s. At the process
+    // limit even a thread may not start: then reap here (at most 5 s).
+    let reap = |children: Vec<libc::pid_t>| {
         for pid in children {
             let mut status = 0;
             // SAFETY: waits for one specific child of ours; `status` is a valid out pointer.
             unsafe { libc::waitpid(pid, &mut status, 0) };
         }
-    });
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<libc::pid_t>>();
+    if std::thread::Builder::new()
+        .spawn(move || {
+            if let Ok(children) = rx.recv() {
+                reap(children);
+            }
+        })
+        .is_ok()
+    {
+        let _ = tx.send(children);
+    } else {
+        reap(children);
+    }
     let detail = match failure {
         Some(e) => format!("forked {forked} of {max} children, then fork failed: {e}"),
         None => format!("forked all {max} children (each exits after 5 s)"),
