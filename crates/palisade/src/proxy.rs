@@ -127,6 +127,9 @@ impl Proxy {
                         }
                     }
                 };
+            // Recorded before released, in both directions. (Recording a server's message after the client
+            // has it was tried: the client's next request then contends with that write for the audit
+            // lock, which cost more than the write it moved; see BENCHMARKS.md.)
             self.record(&outcome.notes, client.as_deref());
             self.deliver(dir, raw, outcome);
             if dir == Direction::ToClient {
