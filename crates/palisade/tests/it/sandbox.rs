@@ -177,6 +177,7 @@ both_users!(
     stdin_and_stdout_are_the_servers_own_pipes,
     a_bad_spec_fails_closed_with_125,
     server_everything_answers_under_palisade_run,
+    the_sandbox_dies_with_palisade,
 );
 
 fn home_is_empty_and_its_secrets_invisible(user: User) {
@@ -419,29 +420,103 @@ fn server_everything_answers_under_palisade_run(user: User) {
     assert!(p.stderr().contains("sandbox tier 1"), "{}", p.stderr());
 }
 
-/// Spawn cost of the sandbox against a plain child, for `/bin/true` (`cargo test -p palisade --test it
-/// sandbox::spawn_overhead -- --ignored --nocapture`).
+/// Host pids of processes whose command line contains `needle`.
+fn pids_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+fn the_sandbox_dies_with_palisade(user: User) {
+    let home = TestHome::new();
+    user.give(home.root());
+    let marker = format!(
+        "palisade-sandbox-lifecycle-{}-{:?}",
+        std::process::id(),
+        user
+    );
+    let script = format!("sleep 600 & sleep 600; : {marker}");
+    let mut p = spawn_run_as(
+        user,
+        &home,
+        home.root(),
+        &["--sandbox", "--server", "sleeper"],
+        &["/bin/sh", "-c", script.as_str()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pids_with(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the sandboxed shell never started: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = pids_with(&marker);
+    p.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.iter().any(|pid| {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the sandboxed server outlived palisade (kill -9) by 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Spawn cost of the sandbox against a plain child: time from `launch` to the first byte a server (`echo`)
+/// writes, both with the watchdog as palisade runs them (`PALISADE_BENCH_EXE=target/release/palisade cargo
+/// test -p palisade --test it sandbox::spawn_overhead -- --ignored --nocapture`).
 #[test]
 #[ignore = "a measurement, not a check"]
 fn spawn_overhead() {
     let w = World::new(User::Root);
     let mut spec = w.spec("");
-    spec.argv = vec!["/bin/true".into()];
-    let plain = palisade_sandbox::Plain { self_exe: None };
-    let sandboxed = Sandboxed::new(PathBuf::from(palisade()));
-    let time = |l: &dyn Launcher| {
-        let n = 50;
-        let start = Instant::now();
-        for _ in 0..n {
-            let mut launched = l.launch(&spec).unwrap();
-            drop(launched.watchdog.take());
-            assert!(launched.child.wait().unwrap().success());
-        }
-        start.elapsed() / n
+    spec.argv = vec!["/bin/echo".into(), "ready".into()];
+    let exe = std::env::var_os("PALISADE_BENCH_EXE")
+        .map_or_else(|| PathBuf::from(palisade()), PathBuf::from);
+    let plain = palisade_sandbox::Plain {
+        self_exe: Some(exe.clone()),
     };
-    let (p, s) = (time(&plain), time(&sandboxed));
+    let sandboxed = Sandboxed::new(exe);
+    let time = |l: &dyn Launcher| {
+        let n = 100;
+        let mut first_byte = Duration::ZERO;
+        let mut total = Duration::ZERO;
+        for _ in 0..n {
+            let start = Instant::now();
+            let mut launched = l.launch(&spec).unwrap();
+            let mut b = [0u8; 1];
+            launched
+                .child
+                .stdout
+                .as_mut()
+                .unwrap()
+                .read_exact(&mut b)
+                .unwrap();
+            first_byte += start.elapsed();
+            assert!(launched.child.wait().unwrap().success());
+            total += start.elapsed();
+            // Disarmed only now: dropping the pipe makes the watchdog kill the (finished) group.
+            drop(launched.watchdog.take());
+        }
+        (first_byte / n, total / n)
+    };
+    let ((pf, pt), (sf, st)) = (time(&plain), time(&sandboxed));
     println!(
-        "plain {p:?}, sandboxed {s:?} (+{:?}) per /bin/true",
-        s.saturating_sub(p)
+        "first byte: plain {pf:?}, sandboxed {sf:?} (+{:?}); to exit: plain {pt:?}, sandboxed {st:?} (+{:?})",
+        sf.saturating_sub(pf),
+        st.saturating_sub(pt)
     );
 }
