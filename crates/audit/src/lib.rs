@@ -51,4 +51,4 @@ pub use event::{Decision, Event, Kind, Status, now_rfc3339};
 pub use redaction::{is_secret_key, redact, redact_str};
 pub use render::{POLL, follow, format_human};
 pub use verifier::{Broken, BrokenReason, VerifySummary, verify};
-pub use writer::{AuditLog, MAX_TAIL_BYTES, MAX_TORN_LINES, Sink};
+pub use writer::{AuditLog, ExclusiveFile, MAX_TAIL_BYTES, MAX_TORN_LINES, Sink};

@@ -538,3 +538,21 @@ fn concurrent_writers_of_one_file_keep_one_chain() {
     let s = verify(fs::read(&path).unwrap().as_slice()).unwrap();
     assert_eq!((s.lines, s.last_seq), (1000, 1000));
 }
+
+#[test]
+fn an_exclusive_log_refuses_a_second_writer_and_resumes_after_reopen() {
+    let dir = TempDir::new();
+    let path = dir.path().join("own.jsonl");
+    let mut a = AuditLog::open_exclusive(&path, false).unwrap();
+    a.append(event(1)).unwrap();
+    let err = AuditLog::open_exclusive(&path, false).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    a.append(event(2)).unwrap();
+    drop(a);
+    let mut b = AuditLog::open_exclusive(&path, true).unwrap();
+    assert_eq!(b.seq(), 2, "the chain resumes where the last writer stopped");
+    b.append(event(3)).unwrap();
+    let s = verify(fs::read(&path).unwrap().as_slice()).unwrap();
+    assert_eq!((s.lines, s.last_seq), (3, 3));
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}

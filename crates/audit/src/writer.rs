@@ -105,6 +105,29 @@ impl Sink for File {
     }
 }
 
+/// A log file this process owns for its whole life: an exclusive `flock` taken (without waiting) when it
+/// is opened and held until it is dropped. Appends then need no lock and no length check, one `write` each,
+/// which is what the proxy wants on every message's critical path. A second process that wants the same
+/// file is refused with [`io::ErrorKind::WouldBlock`] and writes its own file instead (see
+/// [`AuditLog::open_exclusive`]), so each file stays one chain with one writer.
+#[derive(Debug)]
+pub struct ExclusiveFile(File);
+
+impl Write for ExclusiveFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Sink for ExclusiveFile {
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
 /// In-memory sink, for tests and for rendering.
 impl Sink for Vec<u8> {
     fn sync(&mut self) -> io::Result<()> {
@@ -136,29 +159,41 @@ pub struct AuditLog<S: Sink = File> {
 impl AuditLog<File> {
     /// Opens (or creates) the log at `path` and resumes its chain. See the [module docs](self).
     pub fn open(path: &Path, durable: bool) -> io::Result<AuditLog<File>> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)?;
+        let file = open_private(path)?;
         let meta = file.metadata()?;
-        // The log holds tool arguments; a pre-existing file readable by others is tightened, not trusted.
-        if meta.permissions().mode() & 0o077 != 0 {
-            file.set_permissions(Permissions::from_mode(0o600))?;
-        }
         let mut log = AuditLog::new(file, durable);
         // Read the tail under the lock, so a line another process is writing is not mistaken for a torn one.
         let len = log.sink.acquire()?;
         let resumed = log.catch_up(len.unwrap_or(meta.len()));
         log.sink.release()?;
         resumed?;
+        Ok(log)
+    }
+}
+
+impl AuditLog<ExclusiveFile> {
+    /// Opens (or creates) the log at `path` for this process alone and resumes its chain. Fails with
+    /// [`io::ErrorKind::WouldBlock`] while another process holds it; the caller picks another file.
+    pub fn open_exclusive(path: &Path, durable: bool) -> io::Result<AuditLog<ExclusiveFile>> {
+        let file = open_private(path)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is in use by another palisade process", path.display()),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let len = rustix::fs::seek(&file, rustix::fs::SeekFrom::End(0))?;
+        let mut log = AuditLog::new(ExclusiveFile(file), durable);
+        let inner = &log.sink.0;
+        let tail = read_tail(
+            &mut |offset, buf| FileExt::read_exact_at(inner, buf, offset),
+            len,
+        )?;
+        log.resume(tail, len);
         Ok(log)
     }
 }
@@ -184,6 +219,11 @@ impl<S: Sink> AuditLog<S> {
     fn catch_up(&mut self, len: u64) -> io::Result<()> {
         let sink = &mut self.sink;
         let tail = read_tail(&mut |offset, buf| sink.read_at(offset, buf), len)?;
+        self.resume(tail, len);
+        Ok(())
+    }
+
+    fn resume(&mut self, tail: Tail, len: u64) {
         self.seq = tail.seq;
         self.last_hash = tail.hash;
         self.newline_first = tail.newline_first;
@@ -192,7 +232,6 @@ impl<S: Sink> AuditLog<S> {
         }
         self.recovery = tail.recovery;
         self.end = len;
-        Ok(())
     }
 
     /// Appends `ev`, setting `seq`, `prev`, `hash`, and `ts` when it is empty. One write per call (plus
@@ -300,6 +339,27 @@ impl<S: Sink> AuditLog<S> {
     pub fn into_inner(self) -> S {
         self.sink
     }
+}
+
+/// Creates parent directories (0700) and opens the log for appending (0600); a pre-existing log that others
+/// can read is tightened, not trusted: it holds tool arguments.
+fn open_private(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 /// Where the chain continues, found from the end of the file.

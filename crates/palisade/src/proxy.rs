@@ -18,7 +18,7 @@
 //! * Messages are forwarded whole with one `write` each, so lines from different threads never interleave.
 
 use palisade_audit::Event;
-type AuditLog = palisade_audit::AuditLog<std::fs::File>;
+type AuditLog = palisade_audit::AuditLog<palisade_audit::ExclusiveFile>;
 use palisade_guard::{Direction, Forward, Note, NoteKind, Outcome, Pipeline, SessionState};
 use palisade_mcp::{LineReader, Message, ReadEvent};
 use std::fs::File;

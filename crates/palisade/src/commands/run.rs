@@ -1,7 +1,7 @@
 //! `palisade run`: start the server through the launcher and proxy its stdio through the guards.
 
 use anyhow::{Context, Result};
-use palisade_audit::{AuditLog, Event, Kind};
+use palisade_audit::{Event, Kind};
 use palisade_guard::Pipeline;
 use palisade_sandbox::{LaunchSpec, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::fs::File;
@@ -23,12 +23,12 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     let s = &settings.server;
     let pins = PinStore::new(s.pins.clone());
     let loaded = pins.load(&s.name)?;
-    let audit = match &settings.audit {
-        Some(path) => Some(
-            AuditLog::open(path, s.policy.audit.durable)
-                .with_context(|| format!("cannot open the audit log {}", path.display()))?,
-        ),
-        None => None,
+    let (audit, audit_path) = match &settings.audit {
+        Some(path) => {
+            let (log, actual) = open_audit(path, s.policy.audit.durable)?;
+            (Some(log), Some(actual))
+        }
+        None => (None, None),
     };
     let self_exe = std::env::current_exe().ok();
     let launcher: Box<dyn Launcher> = match (&self_exe, s.sandbox) {
@@ -53,8 +53,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         launcher.describe(),
         s.policy_origin,
         s.policy.profile,
-        settings
-            .audit
+        audit_path
             .as_ref()
             .map_or("off".into(), |p| p.display().to_string()),
         s.pins.display(),
@@ -140,4 +139,43 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     drop(launched.watchdog);
     res.context("reading from the client")?;
     Ok(ExitStatus::Success)
+}
+
+/// Opens the audit log for this process alone. While another palisade process (a second client of the
+/// same server) holds `<server>.jsonl`, this one writes `<server>.2.jsonl`, `<server>.3.jsonl`, …: each
+/// file is one chain with one writer, and appends need no per-event locking.
+fn open_audit(
+    path: &std::path::Path,
+    durable: bool,
+) -> Result<(
+    palisade_audit::AuditLog<palisade_audit::ExclusiveFile>,
+    std::path::PathBuf,
+)> {
+    const MAX_SIBLINGS: u32 = 64;
+    let mut candidate = path.to_path_buf();
+    for n in 2..=MAX_SIBLINGS + 1 {
+        match palisade_audit::AuditLog::open_exclusive(&candidate, durable) {
+            Ok(log) => {
+                if let Some(torn) = log.torn_tail() {
+                    eprintln!(
+                        "palisade: warning: the audit log {} ended in a torn write ({torn}); recorded and continued",
+                        candidate.display()
+                    );
+                }
+                return Ok((log, candidate));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("audit");
+                candidate = path.with_file_name(format!("{stem}.{n}.jsonl"));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot open the audit log {}", candidate.display()));
+            }
+        }
+    }
+    anyhow::bail!(
+        "{MAX_SIBLINGS} palisade processes already write audit logs next to {}; pass --audit-log FILE",
+        path.display()
+    )
 }
