@@ -335,6 +335,14 @@ impl Proxy {
         if let Some(a) = &self.audit {
             let mut log = a.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = log.append(ev) {
+                if self.pipeline.policy().audit.durable {
+                    // The policy promises nothing is released without a durable record: stop instead
+                    // (the watchdog then stops the server).
+                    eprintln!(
+                        "palisade: error: the durable audit log cannot be written ({e}); stopping, since the policy requires a record of every message"
+                    );
+                    std::process::exit(crate::ExitStatus::Failure as i32);
+                }
                 eprintln!("palisade: warning: audit log write failed: {e}");
             }
         }
