@@ -68,6 +68,11 @@ pub(crate) struct ServerArgs {
     /// Let path arguments write under this folder (repeatable; implies read).
     #[arg(long = "allow-write", value_name = "PATH")]
     pub(crate) allow_write: Vec<PathBuf>,
+    /// With `--sandbox`: let the server execute this program (repeatable; a bare name is looked up on PATH,
+    /// a directory allows every program under it). The server's own executable and interpreters need not
+    /// be listed.
+    #[arg(long = "allow-exec", value_name = "PATH")]
+    pub(crate) allow_exec: Vec<PathBuf>,
     /// Allow network access / URL arguments to this host (`api.github.com`, `*.example.com:443`; repeatable).
     #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
     pub(crate) allow_net: Vec<String>,

@@ -41,6 +41,8 @@ pub(crate) struct ServerSettings {
     pub(crate) warnings: Vec<String>,
     /// Start the server in the OS sandbox (`--sandbox`).
     pub(crate) sandbox: bool,
+    /// Programs the sandboxed server may execute besides its own (`--allow-exec`).
+    pub(crate) allow_exec: Vec<PathBuf>,
 }
 
 /// Settings of `palisade run`.
@@ -143,6 +145,7 @@ pub(crate) fn server_settings(
         pins,
         warnings,
         sandbox: args.sandbox,
+        allow_exec: args.allow_exec.clone(),
     })
 }
 

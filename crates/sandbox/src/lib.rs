@@ -127,6 +127,9 @@ pub struct LaunchSpec {
     pub write_roots: Vec<PathBuf>,
     /// The user's home, hidden behind an empty one in a sandbox (`None`: `HOME` from `env`).
     pub home: Option<PathBuf>,
+    /// Executables (or trees) a sandboxed server may run besides its own (`--allow-exec`; [`Plain`]
+    /// ignores them). A bare name is looked up on the server's `PATH`.
+    pub extra_exec: Vec<PathBuf>,
 }
 
 /// A started server.
@@ -138,6 +141,34 @@ pub struct Launched {
     pub watchdog: Option<ChildStdin>,
     /// Process id of the watchdog, if any.
     pub watchdog_pid: Option<u32>,
+    /// Facts about the isolation worth a line in the start-up banner (e.g. a launcher that gets a shell).
+    pub notes: Vec<String>,
+    /// The sandbox's pids cgroup (root only): remove it once the server has exited.
+    pub cgroup: Option<CgroupDir>,
+}
+
+/// A cgroup made for one server, removed by [`CgroupDir::remove`] once the server has exited (a `kill -9`
+/// of palisade leaves the empty directory; the next launch removes it).
+#[derive(Debug)]
+pub struct CgroupDir(pub PathBuf);
+
+impl CgroupDir {
+    /// Removes the (empty) cgroup, retrying for up to 1 s while its last processes finish exiting.
+    pub fn remove(self) -> io::Result<()> {
+        let mut last = Ok(());
+        for _ in 0..100 {
+            last = std::fs::remove_dir(&self.0);
+            match &last {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(16) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(_) => break,
+            }
+        }
+        last
+    }
 }
 
 /// Starts MCP servers. Every spawn in palisade goes through one implementation of this trait.
@@ -214,6 +245,8 @@ impl Launcher for Plain {
             child,
             watchdog,
             watchdog_pid,
+            notes: Vec::new(),
+            cgroup: None,
         })
     }
 }

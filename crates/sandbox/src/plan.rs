@@ -5,18 +5,30 @@
 //! # What becomes visible
 //! | Tree | How | Landlock |
 //! |---|---|---|
-//! | `/usr`, and `/bin`, `/sbin`, `/lib*` (symlinks if they are symlinks on the host) | read-only bind | read+exec |
+//! | `/usr`, and `/bin`, `/sbin`, `/lib*` (symlinks if they are symlinks on the host) | read-only bind | read |
 //! | a subset of `/etc` ([`ETC_ENTRIES`]; host symlinks stay symlinks) | read-only binds | read |
-//! | the executable's install prefix, when outside the system dirs | read-only bind | read+exec |
-//! | a venv's dir and its base interpreter (`pyvenv.cfg` `home =`) | read-only binds | read+exec |
-//! | the `#!` interpreter of a script (also `#!/usr/bin/env NAME`), recursively | as an executable | read+exec |
-//! | a script argument's package (nearest `package.json`/`pyproject.toml`…, widened to the outermost enclosing `node_modules`) | read-only bind | read+exec |
+//! | the executable's install prefix, when outside the system dirs | read-only bind | read |
+//! | a venv's dir and its base interpreter (`pyvenv.cfg` `home =`) | read-only binds | read |
+//! | a script argument's package (nearest `package.json`/`pyproject.toml`…, widened to the outermost enclosing `node_modules`) | read-only bind | read |
 //! | any other existing file argument | read-only bind of the file | read |
-//! | `extra_read` | read-only binds | read+exec |
-//! | read roots · the working directory | read-only binds | read |
+//! | `extra_read` · read roots · the working directory | read-only binds | read |
 //! | write roots | writable binds | write |
 //! | `HOME` · `/tmp` | empty tmpfs (64 MiB · 128 MiB) | write |
 //! | `/proc` (fresh, the sandbox's own PIDs) · `/dev` (null, zero, full, random, urandom, tty, shm) | | read · write |
+//!
+//! # The exec allowlist
+//! Landlock's `Execute` right is checked when a file is executed (`execve`, and the kernel's own open of an
+//! ELF program interpreter), not when a shared library is mapped, so libraries need only read. Execute is
+//! granted to single files, never to a tree, except for what the user allows explicitly:
+//! * the server's executable, every hop of its symlink chain as resolved on `PATH`;
+//! * recursively, its `#!` interpreter (for `#!/usr/bin/env NAME`: `env` and NAME as found on the server's
+//!   `PATH`), and the ELF program interpreter (`PT_INTERP`) of each ELF in the set; when an ELF cannot be
+//!   parsed, the `ld-linux*` files of the usual library dirs instead;
+//! * `extra_exec`: files (a bare name is looked up on `PATH`) with their chains as above, or whole trees;
+//! * for launchers that run the real server through a shell ([`SHELL_LAUNCHERS`]: `npx`, `uvx`…), also
+//!   `/bin/sh` and `/usr/bin/env` ([`shell_launcher`] says so for the banner).
+//!
+//! So a server can run itself, and nothing else: no shell, no `curl`, no binary it dropped in `/tmp`.
 //!
 //! Inferred paths never widen to `/`, `HOME` or an ancestor of `HOME`: a script directly in `HOME` binds the
 //! script alone. An explicit root equal to `HOME` replaces the empty `HOME`; a root above `HOME` leaves
@@ -38,6 +50,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::spec::{LandlockRules, Mount, NetMode, Rlimits, SandboxSpec};
@@ -98,8 +111,33 @@ pub struct PlanInput {
     pub read_roots: Vec<PathBuf>,
     /// Trees the server may read and write.
     pub write_roots: Vec<PathBuf>,
-    /// More read-only (and executable) trees the server needs to run, e.g. a package cache.
+    /// More read-only trees the server needs to run, e.g. a package cache.
     pub extra_read: Vec<PathBuf>,
+    /// Executables (files, or trees) the server may run besides its own executable and interpreters
+    /// (`--allow-exec`); a bare name is looked up on the server's `PATH`.
+    pub extra_exec: Vec<PathBuf>,
+}
+
+/// Launchers that start the real server through `sh -c` (and `#!/usr/bin/env` scripts) by construction:
+/// they also get `/bin/sh` and `/usr/bin/env`.
+pub const SHELL_LAUNCHERS: &[&str] = &[
+    "npx", "npm", "pnpm", "pnpx", "yarn", "bunx", "uvx", "uv", "pipx",
+];
+
+/// Executables a [`SHELL_LAUNCHERS`] command also gets.
+pub const LAUNCHER_SHELL: &[&str] = &["/bin/sh", "/usr/bin/env"];
+
+/// When `argv[0]` is one of the [`SHELL_LAUNCHERS`]: a note for the start-up banner saying that the
+/// server may also run a shell.
+pub fn shell_launcher(argv: &[String]) -> Option<String> {
+    let name = Path::new(argv.first()?).file_name()?.to_str()?;
+    SHELL_LAUNCHERS.contains(&name).then(|| {
+        format!(
+            "`{name}` starts servers through a shell, so {} may also be executed \
+             (pin/install the server so palisade can run it directly)",
+            LAUNCHER_SHELL.join(" and ")
+        )
+    })
 }
 
 /// Why no sandbox could be planned.
@@ -197,13 +235,34 @@ pub fn plan(input: &PlanInput) -> Result<SandboxSpec, PlanError> {
     };
 
     p.system();
-    p.executable(&exe, 0);
+    p.executable(&exe, 0, true);
+    if shell_launcher(&input.argv).is_some() {
+        for sh in LAUNCHER_SHELL {
+            if Path::new(sh).exists() {
+                p.executable(Path::new(sh), 0, true);
+            }
+        }
+    }
     for arg in input.argv.iter().skip(1) {
         p.file_argument(arg);
     }
     for r in &input.extra_read {
         if let Ok(c) = std::fs::canonicalize(r) {
-            p.bind_ro(c, Access::ReadExec);
+            p.bind_ro(c, Access::Read);
+        }
+    }
+    for x in &input.extra_exec {
+        let given = x.to_string_lossy();
+        let found = resolve_program(&given, path_var, &input.cwd)
+            .or_else(|| Some(absolutize(&input.cwd, x)).filter(|d| d.is_dir()))
+            .ok_or_else(|| PlanError::NotFound {
+                program: given.clone().into_owned(),
+            })?;
+        if found.is_dir() {
+            let dir = canonicalize(&found)?;
+            p.bind_ro(dir.clone(), Access::ReadExec);
+        } else {
+            p.executable(&found, 0, true);
         }
     }
     let roots: Vec<PathBuf> = input
@@ -276,6 +335,7 @@ pub fn plan(input: &PlanInput) -> Result<SandboxSpec, PlanError> {
         rlimits: Rlimits::default(),
         net: NetMode::None,
         hostname: HOSTNAME.into(),
+        pids_cgroup: None,
     })
 }
 
@@ -332,7 +392,7 @@ impl Planner {
                         );
                     }
                 }
-                Ok(m) if m.is_dir() => self.bind_ro(d.into(), Access::ReadExec),
+                Ok(m) if m.is_dir() => self.bind_ro(d.into(), Access::Read),
                 _ => {}
             }
         }
@@ -370,10 +430,11 @@ impl Planner {
         self.rules.push(("/etc".into(), Access::Read));
     }
 
-    /// Makes an executable runnable: every hop of its symlink chain, its install prefix (or venv), and
-    /// its `#!` interpreter.
-    fn executable(&mut self, exe: &Path, depth: u32) {
-        if depth > 4 {
+    /// Makes an executable visible: every hop of its symlink chain, its install prefix (or venv), its `#!`
+    /// interpreter and ELF program interpreter, recursively. With `exec`, the files in that chain (not
+    /// the trees around them) may be executed.
+    fn executable(&mut self, exe: &Path, depth: u32, exec: bool) {
+        if depth > 6 {
             return;
         }
         let mut hops = Vec::new();
@@ -413,11 +474,18 @@ impl Planner {
             }
         }
         let real = cur;
+        if exec {
+            // Landlock rules follow symlinks to the inode: the hops name the same file; listing them
+            // keeps the allowlist readable.
+            for hop in &hops {
+                self.rules.push((hop.clone(), Access::ReadExec));
+            }
+        }
         // A venv anywhere in the chain: its directory and the interpreter it was made from.
         for hop in &hops {
             let prefix = install_prefix(hop);
             if prefix.join("pyvenv.cfg").is_file() && !is_system(&prefix) {
-                self.bind_dir_or_file(&prefix, hop, Access::ReadExec);
+                self.bind_dir_or_file(&prefix, hop, Access::Read);
                 if let Some(home) = venv_home(&prefix.join("pyvenv.cfg")) {
                     let base = std::fs::canonicalize(&home).unwrap_or(home);
                     if !is_system(&base) {
@@ -426,24 +494,34 @@ impl Planner {
                         } else {
                             base.clone()
                         };
-                        self.bind_dir_or_file(&dir, &base, Access::ReadExec);
+                        self.bind_dir_or_file(&dir, &base, Access::Read);
                     }
                 }
             }
         }
         if !is_system(&real) {
             let prefix = install_prefix(&real);
-            self.bind_dir_or_file(&prefix, &real, Access::ReadExec);
+            self.bind_dir_or_file(&prefix, &real, Access::Read);
         }
         if let Some((interp, arg)) = shebang(&real) {
             let interp = if interp.file_name().is_some_and(|n| n == "env") {
-                self.executable(&interp, depth + 1);
+                self.executable(&interp, depth + 1, exec);
                 arg.and_then(|a| resolve_program(&a, &self.path_var, &self.cwd))
             } else {
                 Some(interp)
             };
             if let Some(i) = interp {
-                self.executable(&i, depth + 1);
+                self.executable(&i, depth + 1, exec);
+            }
+        } else if exec {
+            match elf_interp(&real) {
+                Ok(Some(interp)) => self.executable(&interp, depth + 1, true),
+                Ok(None) => {}
+                Err(()) => {
+                    for ld in fallback_loaders() {
+                        self.executable(&ld, depth + 1, true);
+                    }
+                }
             }
         }
     }
@@ -482,9 +560,10 @@ impl Planner {
                 .to_path_buf(),
             None => start.to_path_buf(),
         };
-        self.bind_dir_or_file(&dir, &file, Access::ReadExec);
+        self.bind_dir_or_file(&dir, &file, Access::Read);
+        // Visible, not executable: the script is an argument to a program that reads it.
         if let Some((interp, _)) = shebang(&file) {
-            self.executable(&interp, 1);
+            self.executable(&interp, 1, false);
         }
     }
 }
@@ -558,6 +637,93 @@ fn shebang(file: &Path) -> Option<(PathBuf, Option<String>)> {
         .find(|w| !w.starts_with('-') && !w.contains('='))
         .map(str::to_owned);
     Some((interp, arg))
+}
+
+/// The ELF program interpreter (`PT_INTERP`) of `file`: `Ok(None)` for a static ELF, `Err` when `file` is
+/// not an ELF this parser reads (32/64-bit little-endian) or is truncated.
+pub(crate) fn elf_interp(file: &Path) -> Result<Option<PathBuf>, ()> {
+    use std::os::unix::fs::FileExt;
+    const PT_INTERP: u32 = 3;
+    let f = std::fs::File::open(file).map_err(drop)?;
+    let at = |off: u64, buf: &mut [u8]| f.read_exact_at(buf, off).map_err(drop);
+    let mut h = [0u8; 64];
+    at(0, &mut h[..52])?;
+    if &h[..4] != b"\x7fELF" || h[5] != 1 {
+        return Err(());
+    }
+    let u16_ = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_ = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64_ = |b: &[u8], o: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(x)
+    };
+    let wide = match h[4] {
+        1 => false,
+        2 => true,
+        _ => return Err(()),
+    };
+    if wide {
+        at(0, &mut h)?;
+    }
+    let (phoff, phentsize, phnum) = if wide {
+        (u64_(&h, 0x20), u16_(&h, 0x36), u16_(&h, 0x38))
+    } else {
+        (u64::from(u32_(&h, 0x1c)), u16_(&h, 0x2a), u16_(&h, 0x2c))
+    };
+    let need = if wide { 56 } else { 32 };
+    if usize::from(phentsize) < need {
+        return Err(());
+    }
+    let mut ph = vec![0u8; need];
+    for i in 0..u64::from(phnum) {
+        at(phoff + i * u64::from(phentsize), &mut ph)?;
+        if u32_(&ph, 0) != PT_INTERP {
+            continue;
+        }
+        let (off, size) = if wide {
+            (u64_(&ph, 8), u64_(&ph, 32))
+        } else {
+            (u64::from(u32_(&ph, 4)), u64::from(u32_(&ph, 16)))
+        };
+        if size == 0 || size > 4096 {
+            return Err(());
+        }
+        let mut name = vec![0u8; size as usize];
+        at(off, &mut name)?;
+        let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+        name.truncate(end);
+        let path = PathBuf::from(std::ffi::OsString::from_vec(name));
+        return if path.is_absolute() {
+            Ok(Some(path))
+        } else {
+            Err(())
+        };
+    }
+    Ok(None)
+}
+
+/// The dynamic loaders of this system, for an ELF whose program interpreter could not be read.
+fn fallback_loaders() -> Vec<PathBuf> {
+    let triplet = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
+    let mut out = Vec::new();
+    for dir in ["/lib64", "/lib", "/usr/lib64", triplet.as_str()] {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = rd
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("ld-linux"))
+            })
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        out.extend(names);
+    }
+    out
 }
 
 /// An absolute path for `program`: as given when it contains a `/` (relative to `cwd`), else the first

@@ -26,6 +26,11 @@ pub struct SandboxSpec {
     pub net: NetMode,
     /// Host name inside the UTS namespace.
     pub hostname: String,
+    /// `cgroup.procs` of a pids cgroup the helper joins first thing (before any namespace or fork), so the
+    /// whole sandbox is counted against its `pids.max`. Set when palisade runs as root, whom `RLIMIT_NPROC`
+    /// does not bind (see [`crate::linux::cgroup`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_cgroup: Option<PathBuf>,
 }
 
 /// One entry of the filesystem view.
@@ -69,7 +74,8 @@ pub enum Mount {
 /// Landlock's view: which paths may be read, written or executed. Everything else is denied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockRules {
-    /// Readable (and executable) trees.
+    /// Readable and executable files (or trees): the exec allowlist. The server's executable with every
+    /// symlink hop, its `#!` interpreters, the ELF program interpreter of each, and what the user allowed.
     pub read_exec: Vec<PathBuf>,
     /// Readable, not executable trees.
     pub read: Vec<PathBuf>,

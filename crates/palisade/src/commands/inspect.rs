@@ -40,6 +40,7 @@ pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
         read_roots: s.policy.fs.read.clone(),
         write_roots: s.policy.fs.write.clone(),
         home: std::env::var_os("HOME").map(std::path::PathBuf::from),
+        extra_exec: s.allow_exec.clone(),
     };
     let mut launched = launcher.launch(&spec)?;
     let stdin = launched.child.stdin.take().context("server stdin")?;
@@ -101,6 +102,9 @@ pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
         let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     }
     let _ = launched.child.wait();
+    if let Some(c) = launched.cgroup.take() {
+        let _ = c.remove();
+    }
 
     let store = PinStore::new(s.pins.clone());
     let approved = store.load(&s.name)?.approved;

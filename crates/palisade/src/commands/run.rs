@@ -43,12 +43,14 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         read_roots: s.policy.fs.read.clone(),
         write_roots: s.policy.fs.write.clone(),
         home: std::env::var_os("HOME").map(std::path::PathBuf::from),
+        extra_exec: s.allow_exec.clone(),
     };
     // Launch before any thread exists (the launcher may fork).
     let mut launched = launcher.launch(&spec)?;
     let pid = launched.child.id();
+    let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();
     eprintln!(
-        "palisade: running `{}` (pid {pid}) as a {}\npalisade: policy: {} ({:?} profile); audit: {}; pins: {}",
+        "palisade: running `{}` (pid {pid}) as a {}{notes}\npalisade: policy: {} ({:?} profile); audit: {}; pins: {}",
         s.name,
         launcher.describe(),
         s.policy_origin,
@@ -83,6 +85,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     let client_done = Arc::new(AtomicBool::new(false));
     let (exited_tx, exited_rx) = mpsc::channel::<()>();
     let mut child = launched.child;
+    let cgroup = launched.cgroup.take();
     {
         let proxy = proxy.clone();
         let client_done = client_done.clone();
@@ -91,6 +94,10 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
             .spawn(move || {
                 let read = proxy.server_loop(server_out);
                 let status = child.wait();
+                // The sandbox's pids cgroup is empty once the helper is reaped.
+                if let Some(c) = cgroup {
+                    let _ = c.remove();
+                }
                 let why = match (&status, read) {
                     (Ok(st), _) => format!("server {st}"),
                     (Err(e), _) => format!("server status unknown: {e}"),

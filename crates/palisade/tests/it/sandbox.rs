@@ -60,6 +60,8 @@ impl World {
             read_roots: vec![self.path("read")],
             write_roots: vec![self.path("write")],
             home: Some(home),
+            // These tests drive a shell that runs coreutils (and python3): allow what the scripts run.
+            extra_exec: vec!["/usr/bin".into()],
         }
     }
 
@@ -446,7 +448,7 @@ fn the_sandbox_dies_with_palisade(user: User) {
         user,
         &home,
         home.root(),
-        &["--sandbox", "--server", "sleeper"],
+        &["--sandbox", "--allow-exec", "sleep", "--server", "sleeper"],
         &["/bin/sh", "-c", script.as_str()],
     );
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -147,6 +147,7 @@ mod tests {
             rlimits: Rlimits::default(),
             net: NetMode::None,
             hostname: "sandbox".into(),
+            pids_cgroup: None,
         };
         let report = harden(&spec).unwrap();
         println!("{report}");

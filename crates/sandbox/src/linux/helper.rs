@@ -191,7 +191,8 @@ fn supervise(child: libc::pid_t, any: bool) -> ! {
 
 /// The helper's entry point. Never returns. The setup order:
 ///
-/// 1. read and parse the spec from `spec_fd` (one frame, read exactly; the fd is closed unless it is 0);
+/// 1. read and parse the spec from `spec_fd` (one frame, read exactly; the fd is closed unless it is 0),
+///    then join the spec's pids cgroup, if any (root: see [`super::cgroup`]);
 /// 2. `PR_SET_PDEATHSIG = SIGKILL`, then check palisade is still the parent (it may have died before);
 /// 3. `unshare(CLONE_NEWUSER | NEWNS | NEWPID | NEWNET | NEWIPC | NEWUTS)`;
 /// 4. `/proc/self/setgroups` = `deny`, `uid_map` = `<uid> <uid> 1`, `gid_map` = `<gid> <gid> 1`: the same
@@ -220,6 +221,12 @@ pub fn run_helper(spec_fd: i32) -> ! {
     }
     if spec.argv.is_empty() {
         fail("read spec", "no command");
+    }
+    // First, before any namespace or fork: everything the sandbox spawns is counted in the pids cgroup.
+    if let Some(procs) = &spec.pids_cgroup
+        && let Err(e) = std::fs::write(procs, std::process::id().to_string())
+    {
+        fail(&format!("join pids cgroup {}", procs.display()), e);
     }
 
     // SAFETY: prctl with integer arguments only.
@@ -449,6 +456,7 @@ mod tests {
             rlimits: Default::default(),
             net: crate::spec::NetMode::None,
             hostname: "h".into(),
+            pids_cgroup: None,
         };
         let mut frame = encode_spec(&spec);
         frame.extend_from_slice(b"{\"jsonrpc\":\"2.0\"}\n");

@@ -59,6 +59,7 @@ pub fn plan_input(spec: &LaunchSpec) -> PlanInput {
         read_roots: spec.read_roots.clone(),
         write_roots: spec.write_roots.clone(),
         extra_read: Vec::new(),
+        extra_exec: spec.extra_exec.clone(),
     }
 }
 
@@ -68,13 +69,38 @@ impl Launcher for Sandboxed {
             Ok(n) => format!("Landlock ABI {n}"),
             Err(e) => format!("no Landlock ({e})"),
         };
-        format!("sandbox tier 1: user+mount+pid+net+ipc+uts namespaces, {landlock}, seccomp")
+        let pids = if rustix::process::geteuid().is_root() {
+            ", pids cgroup"
+        } else {
+            ""
+        };
+        format!(
+            "sandbox tier 1: user+mount+pid+net+ipc+uts namespaces, {landlock} (exec allowlist), \
+             seccomp, rlimits{pids}"
+        )
     }
 
     fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched> {
-        let sandbox = self.plan(spec)?;
+        let mut sandbox = self.plan(spec)?;
+        // RLIMIT_NPROC does not bind host root: a pids cgroup does, or the sandbox does not start.
+        let cgroup = match sandbox.rlimits.processes {
+            Some(max) if rustix::process::geteuid().is_root() => {
+                let dir = super::cgroup::create(max).map_err(|e| {
+                    io::Error::other(format!(
+                        "process limit not enforceable for root: {e}; refusing to start the sandbox \
+                         (mount the pids cgroup controller, or run palisade as an unprivileged user)"
+                    ))
+                })?;
+                sandbox.pids_cgroup = Some(dir.join("cgroup.procs"));
+                Some(crate::CgroupDir(dir))
+            }
+            _ => None,
+        };
+        let notes: Vec<String> = crate::plan::shell_launcher(&spec.argv)
+            .into_iter()
+            .collect();
         let frame = helper::encode_spec(&sandbox);
-        let mut child = Command::new(&self.self_exe)
+        let spawned = Command::new(&self.self_exe)
             .arg(helper::SUBCOMMAND)
             .arg("0")
             .env_clear()
@@ -82,16 +108,22 @@ impl Launcher for Sandboxed {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(c) = cgroup {
+                    let _ = c.remove();
+                }
+                return Err(io::Error::new(
                     e.kind(),
                     format!(
                         "cannot start the sandbox helper {}: {e}",
                         self.self_exe.display()
                     ),
-                )
-            })?;
+                ));
+            }
+        };
         // The helper reads the frame first thing, so this cannot block for long even past the pipe's
         // buffer; nothing else writes to this pipe before `launch` returns it.
         let sent = child
@@ -105,10 +137,15 @@ impl Launcher for Sandboxed {
                 child,
                 watchdog: Some(wd),
                 watchdog_pid: Some(wd_pid),
+                notes,
+                cgroup,
             }),
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                if let Some(c) = cgroup {
+                    let _ = c.remove();
+                }
                 Err(io::Error::new(
                     e.kind(),
                     format!("cannot start the sandbox: {e}"),

@@ -1,10 +1,18 @@
 //! Linux sandbox: the helper's building blocks.
 //!
+//! [`launcher::Sandboxed`] plans a [`crate::spec::SandboxSpec`] and starts [`helper`] (`palisade __sandbox`),
+//! which builds the namespaces and the filesystem view ([`mounts`]) and execs the server.
+//!
 //! Hardening applied in the server process right before `execve` ([`harden`]: [`rlimits`], [`landlock`],
-//! [`seccomp`]) and the capability probe behind `palisade doctor` ([`probe`]).
+//! [`seccomp`]), the pids [`cgroup`] that bounds root's processes, and the capability probe behind
+//! `palisade doctor` ([`probe`]).
 
+pub mod cgroup;
 pub mod harden;
+pub mod helper;
 pub mod landlock;
+pub mod launcher;
+pub mod mounts;
 pub mod probe;
 pub mod rlimits;
 pub mod seccomp;

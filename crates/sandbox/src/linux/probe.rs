@@ -47,6 +47,9 @@ pub struct Facts {
     pub already_filtered: bool,
     /// Effective uid is 0.
     pub root: bool,
+    /// As root: a pids cgroup can be made (where), or why not. `RLIMIT_NPROC` does not bind root, so
+    /// without one `run --sandbox` refuses to start as root. Unprivileged: not probed (`Ok("")`).
+    pub pids_cgroup: Result<String, String>,
 }
 
 /// The verdict.
@@ -144,6 +147,15 @@ pub fn decide_tier(f: &Facts) -> (Tier, Vec<String>) {
     if f.already_filtered {
         reasons.push("palisade already runs under a seccomp filter (container?)".into());
     }
+    if f.root && tier != Tier::Three {
+        match &f.pids_cgroup {
+            Ok(w) => reasons.push(format!("process limit for root: a pids cgroup per server ({w})")),
+            Err(e) => reasons.push(format!(
+                "process limit not enforceable for root: no pids cgroup ({e}); `palisade run --sandbox` \
+                 refuses to start as root until one is mounted"
+            )),
+        }
+    }
     (tier, reasons)
 }
 
@@ -166,6 +178,11 @@ pub fn probe() -> Probe {
         ),
         already_filtered: status_field(&status, "Seccomp") == Some("2"),
         root: rustix::process::geteuid().is_root(),
+        pids_cgroup: if rustix::process::geteuid().is_root() {
+            super::cgroup::check()
+        } else {
+            Ok(String::new())
+        },
     };
     let (tier, reasons) = decide_tier(&facts);
     Probe {
@@ -329,6 +346,7 @@ mod tests {
             seccomp,
             already_filtered: false,
             root: false,
+            pids_cgroup: Ok(String::new()),
         }
     }
 
@@ -377,6 +395,25 @@ mod tests {
         let mut f = facts(true, None, true);
         f.landlock = Ok(0);
         assert_eq!(decide_tier(&f).0, Tier::Three);
+    }
+
+    #[test]
+    fn root_without_a_pids_cgroup_is_reported() {
+        let mut f = facts(true, Some(7), true);
+        f.root = true;
+        f.pids_cgroup = Err("no pids cgroup".into());
+        let (_, r) = decide_tier(&f);
+        assert!(
+            r.iter()
+                .any(|r| r.contains("process limit not enforceable for root: no pids cgroup")),
+            "{r:?}"
+        );
+        f.pids_cgroup = Ok("cgroup v1 /sys/fs/cgroup/pids".into());
+        let (_, r) = decide_tier(&f);
+        assert!(
+            r.iter().any(|r| r.contains("pids cgroup per server")),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -121,9 +121,12 @@ fn resolves_argv0_on_the_given_path() {
     i.env[0].1 = format!("/nonexistent:{}", t.path("opt/tool/bin").display());
     let spec = plan(&i).unwrap();
     assert_eq!(spec.argv, [tool.display().to_string(), "--flag".into()]);
-    // Outside the system dirs, the install prefix (`…/bin/tool` → `…`) is visible read-only and executable.
+    // Outside the system dirs, the install prefix (`…/bin/tool` → `…`) is visible read-only; only the
+    // program itself is executable.
     assert!(has(&spec, &ro(t.path("opt/tool"))));
-    assert!(spec.landlock.read_exec.contains(&t.path("opt/tool")));
+    assert!(spec.landlock.read.contains(&t.path("opt/tool")));
+    assert!(!spec.landlock.read_exec.contains(&t.path("opt/tool")));
+    assert!(spec.landlock.read_exec.contains(&tool));
     // A system program needs nothing beyond the system dirs.
     let spec = plan(&t.input(&["sh"])).unwrap();
     assert!(spec.argv[0].starts_with('/'));
@@ -164,7 +167,9 @@ fn shows_system_dirs_and_keeps_host_symlinks_as_symlinks() {
             || dst(m) == Path::new("/etc"))
     );
     assert!(spec.landlock.read.contains(&PathBuf::from("/etc")));
-    assert!(spec.landlock.read_exec.contains(&PathBuf::from("/usr")));
+    // System dirs are readable, not executable: only the program's own chain is.
+    assert!(spec.landlock.read.contains(&PathBuf::from("/usr")));
+    assert!(!spec.landlock.read_exec.iter().any(|p| p.is_dir()));
     assert!(has(&spec, &Mount::Proc) && has(&spec, &Mount::Dev));
 }
 
@@ -436,4 +441,85 @@ fn the_spec_round_trips_through_json() {
     let spec = plan(&t.input(&["sh", "-c", "true"])).unwrap();
     let json = serde_json::to_string(&spec).unwrap();
     assert_eq!(serde_json::from_str::<SandboxSpec>(&json).unwrap(), spec);
+}
+
+#[test]
+fn only_the_program_its_interpreters_and_its_loader_are_executable() {
+    let t = Tmp::new();
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let spec = plan(&t.input(&["/bin/sh", "-c", "true"])).unwrap();
+    let x = &spec.landlock.read_exec;
+    assert!(x.contains(&sh), "{x:#?}");
+    // The ELF program interpreter, read from the program headers.
+    let interp = elf_interp(&sh)
+        .unwrap()
+        .expect("/bin/sh is dynamically linked");
+    let interp = std::fs::canonicalize(interp).unwrap();
+    assert!(x.contains(&interp), "{x:#?}");
+    // Nothing else: no `env`, no other program of /usr/bin, no directory.
+    assert!(
+        !x.iter().any(|p| p.ends_with("env") || p.is_dir()),
+        "{x:#?}"
+    );
+    // A `#!/usr/bin/env NAME` script brings env and NAME (and their loaders), each as a file.
+    let node = t.exe("node/bin/fakenode", "\x7fELF");
+    let script = t.exe("cli/bin/srv", "#!/usr/bin/env fakenode\n");
+    let mut i = t.input(&["srv"]);
+    i.env[0].1 = format!(
+        "{}:{}:/usr/bin",
+        t.path("cli/bin").display(),
+        t.path("node/bin").display()
+    );
+    let spec = plan(&i).unwrap();
+    let x = &spec.landlock.read_exec;
+    for want in [&script, &node] {
+        assert!(x.contains(want), "{want:?} in {x:#?}");
+    }
+    assert!(x.iter().any(|p| p.ends_with("env")), "{x:#?}");
+    // fakenode is not a parsable ELF: the system's ld-linux files stand in for its interpreter.
+    assert!(
+        x.iter().any(|p| p.to_string_lossy().contains("ld-linux")),
+        "{x:#?}"
+    );
+    assert!(!x.contains(&sh), "no shell for a plain server: {x:#?}");
+}
+
+#[test]
+fn launchers_get_a_shell_and_say_so() {
+    let t = Tmp::new();
+    t.exe("bin/npx", "\x7fELF");
+    let mut i = t.input(&["npx", "-y", "pkg"]);
+    i.env[0].1 = format!("{}:/usr/bin:/bin", t.path("bin").display());
+    let spec = plan(&i).unwrap();
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert!(spec.landlock.read_exec.contains(&sh));
+    assert!(shell_launcher(&i.argv).unwrap().contains("/bin/sh"));
+    assert!(shell_launcher(&["node".to_owned()]).is_none());
+}
+
+#[test]
+fn extra_exec_takes_names_on_path_files_and_trees() {
+    let t = Tmp::new();
+    let tool = t.exe("tools/bin/helper", "\x7fELF");
+    let dir = t.dir("more");
+    let mut i = t.input(&["/bin/sh"]);
+    i.env[0].1 = format!("{}:/usr/bin", t.path("tools/bin").display());
+    i.extra_exec = vec!["helper".into(), dir.clone()];
+    let spec = plan(&i).unwrap();
+    assert!(spec.landlock.read_exec.contains(&tool));
+    assert!(spec.landlock.read_exec.contains(&dir));
+    assert!(has(&spec, &ro(&dir)));
+    i.extra_exec = vec!["no-such-program".into()];
+    assert!(matches!(plan(&i), Err(PlanError::NotFound { .. })));
+}
+
+#[test]
+fn elf_interp_reads_the_program_headers() {
+    let t = Tmp::new();
+    assert_eq!(elf_interp(&t.file("script", "#!/bin/sh\n")), Err(()));
+    assert_eq!(elf_interp(&t.file("short", "\x7fELF")), Err(()));
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let interp = elf_interp(&sh).unwrap().unwrap();
+    assert!(interp.is_absolute() && interp.exists(), "{interp:?}");
+    assert!(interp.to_string_lossy().contains("ld-"), "{interp:?}");
 }
