@@ -692,6 +692,20 @@ fn hostile_probes_detect_escapes_without_a_sandbox() {
         .spawn()
         .expect("spawn sleep");
     let pid = victim.id();
+    // Until the child has exec'd `sleep`, /proc/PID/environ can still be empty (or the parent's): wait
+    // until the marker is readable from here, so the probe is not racing the start of the process.
+    let environ = format!("/proc/{pid}/environ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !std::fs::read(&environ)
+        .map(|e| String::from_utf8_lossy(&e).contains(s.canary.as_str()))
+        .unwrap_or(false)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the victim never showed its environment"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     escapes(
         "read_proc_environ",
         json!({ "pid": pid, "marker": s.canary }),
