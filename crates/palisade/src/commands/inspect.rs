@@ -13,7 +13,6 @@
 
 use anyhow::{Context, Result, bail};
 use palisade_mcp::{Kind, LineReader, Message, ReadEvent};
-use palisade_sandbox::{LaunchSpec, Launcher, Plain, Sandboxed, scrubbed_env};
 use serde_json::{Map, Value, json};
 use std::io::{BufReader, Write};
 use std::sync::mpsc;
@@ -27,22 +26,8 @@ use crate::settings::ServerSettings;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
-    let self_exe = std::env::current_exe().ok();
-    let launcher: Box<dyn Launcher> = match (&self_exe, s.sandbox) {
-        (Some(exe), true) => Box::new(Sandboxed::new(exe.clone())),
-        (None, true) => anyhow::bail!("cannot find palisade's own executable to start the sandbox"),
-        (_, false) => Box::new(Plain { self_exe }),
-    };
-    let spec = LaunchSpec {
-        argv: s.argv.clone(),
-        cwd: s.cwd.clone(),
-        env: scrubbed_env(std::env::vars_os(), &s.env),
-        read_roots: s.policy.fs.read.clone(),
-        write_roots: s.policy.fs.write.clone(),
-        home: std::env::var_os("HOME").map(std::path::PathBuf::from),
-        extra_exec: s.allow_exec.clone(),
-    };
-    let mut launched = launcher.launch(&spec)?;
+    let (mut launched, isolation) = crate::launch::start(&s)?;
+    eprintln!("palisade: inspecting `{}` as a {isolation}", s.name);
     let stdin = launched.child.stdin.take().context("server stdin")?;
     let stdout = launched.child.stdout.take().context("server stdout")?;
     let stderr = launched.child.stderr.take().context("server stderr")?;

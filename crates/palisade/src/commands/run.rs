@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use palisade_audit::{Event, Kind};
 use palisade_guard::Pipeline;
-use palisade_sandbox::{LaunchSpec, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -30,29 +29,12 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         }
         None => (None, None),
     };
-    let self_exe = std::env::current_exe().ok();
-    let launcher: Box<dyn Launcher> = match (&self_exe, s.sandbox) {
-        (Some(exe), true) => Box::new(Sandboxed::new(exe.clone())),
-        (None, true) => anyhow::bail!("cannot find palisade's own executable to start the sandbox"),
-        (_, false) => Box::new(Plain { self_exe }),
-    };
-    let spec = LaunchSpec {
-        argv: s.argv.clone(),
-        cwd: s.cwd.clone(),
-        env: scrubbed_env(std::env::vars_os(), &s.env),
-        read_roots: s.policy.fs.read.clone(),
-        write_roots: s.policy.fs.write.clone(),
-        home: std::env::var_os("HOME").map(std::path::PathBuf::from),
-        extra_exec: s.allow_exec.clone(),
-    };
     // Launch before any thread exists (the launcher may fork).
-    let mut launched = launcher.launch(&spec)?;
+    let (mut launched, isolation) = crate::launch::start(s)?;
     let pid = launched.child.id();
-    let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();
     eprintln!(
-        "palisade: running `{}` (pid {pid}) as a {}{notes}\npalisade: policy: {} ({:?} profile); audit: {}; pins: {}",
+        "palisade: running `{}` (pid {pid}) as a {isolation}\npalisade: policy: {} ({:?} profile); audit: {}; pins: {}",
         s.name,
-        launcher.describe(),
         s.policy_origin,
         s.policy.profile,
         audit_path
