@@ -418,3 +418,28 @@ fn logs_of_a_missing_file_is_a_usage_error_exit_2_with_or_without_verify() {
         assert!(err.contains("no-such-log.jsonl"), "{err}");
     }
 }
+
+/// The CI machines support the full sandbox (TESTING.md): `doctor` must say tier 1 there, in both formats,
+/// and agree with itself. A machine that lost a capability fails here instead of silently running degraded.
+#[test]
+fn doctor_reports_tier_one_on_this_machine_in_text_and_json() {
+    let home = TestHome::new();
+    let (code, out, err) = run(&home, &["doctor", "--format", "json"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tier"], 1, "{out}");
+    assert_eq!(v["degraded"], false);
+    assert!(v["landlock"]["abi"].as_i64().unwrap() >= 4, "{out}");
+    assert_eq!(v["seccomp"], true);
+    assert_eq!(v["user_namespaces"]["ok"], true);
+    let (code, text, _) = run(&home, &["doctor"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("sandbox tier:") && text.contains('1'),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ABI {}", v["landlock"]["abi"])),
+        "{text}"
+    );
+}
