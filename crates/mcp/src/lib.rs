@@ -37,4 +37,4 @@ mod strict;
 mod tests;
 
 pub use frame::{FrameError, Id, Kind, Message, error_codes, error_response};
-pub use reader::{DEFAULT_MAX_MESSAGE_BYTES, LineReader, ReadEvent};
+pub use reader::{DEFAULT_MAX_MESSAGE_BYTES, Framer, LineReader, ReadEvent};

@@ -26,11 +26,138 @@ pub enum ReadEvent<'a> {
     Eof,
 }
 
-/// Reads newline-delimited messages from a buffered reader with a size cap.
-pub struct LineReader<R> {
-    inner: R,
+/// Splits bytes that arrive in arbitrary chunks into lines, with the size cap, without any I/O: push what
+/// was read, then take the events. [`LineReader`] is this plus a blocking reader; palisade's proxy feeds it
+/// from `poll`. Complete lines stay in one buffer until taken; a line over the cap is never stored (its
+/// top-level id is read while it streams past).
+#[derive(Debug)]
+pub struct Framer {
     max: usize,
     buf: Vec<u8>,
+    /// Where the line still being received begins in `buf`.
+    partial_start: usize,
+    events: std::collections::VecDeque<Pending>,
+    skip: Option<Skip>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Line(usize, usize),
+    TooLong(usize, Option<crate::Id>),
+}
+
+#[derive(Debug)]
+struct Skip {
+    len: usize,
+    sniffer: crate::sniff::IdSniffer,
+}
+
+impl Framer {
+    /// A framer for lines of at most `max` bytes.
+    pub fn new(max: usize) -> Framer {
+        Framer {
+            max,
+            buf: Vec::new(),
+            partial_start: 0,
+            events: std::collections::VecDeque::new(),
+            skip: None,
+        }
+    }
+
+    /// Adds bytes received from the peer.
+    pub fn push(&mut self, mut data: &[u8]) {
+        if self.events.is_empty() && self.partial_start > 0 {
+            self.buf.drain(..self.partial_start);
+            self.partial_start = 0;
+        }
+        while !data.is_empty() {
+            let newline = memchr(data);
+            if let Some(skip) = &mut self.skip {
+                let end = newline.unwrap_or(data.len());
+                skip.sniffer.feed(&data[..end]);
+                skip.len += end;
+                let Some(i) = newline else { return };
+                if let Some(done) = self.skip.take() {
+                    self.events
+                        .push_back(Pending::TooLong(done.len, done.sniffer.finish()));
+                }
+                data = &data[i + 1..];
+                continue;
+            }
+            let partial = self.buf.len() - self.partial_start;
+            let end = newline.unwrap_or(data.len());
+            if partial + end > self.max {
+                let mut sniffer = crate::sniff::IdSniffer::default();
+                sniffer.feed(&self.buf[self.partial_start..]);
+                sniffer.feed(&data[..end]);
+                self.buf.truncate(self.partial_start);
+                let skip = Skip {
+                    len: partial + end,
+                    sniffer,
+                };
+                match newline {
+                    Some(i) => {
+                        self.events
+                            .push_back(Pending::TooLong(skip.len, skip.sniffer.finish()));
+                        data = &data[i + 1..];
+                    }
+                    None => {
+                        self.skip = Some(skip);
+                        return;
+                    }
+                }
+                continue;
+            }
+            self.buf.extend_from_slice(&data[..end]);
+            let Some(i) = newline else { return };
+            self.end_line();
+            data = &data[i + 1..];
+        }
+    }
+
+    /// The peer closed its side: a final line without a newline becomes an event too.
+    pub fn finish(&mut self) {
+        if let Some(done) = self.skip.take() {
+            self.events
+                .push_back(Pending::TooLong(done.len, done.sniffer.finish()));
+        } else if self.buf.len() > self.partial_start {
+            self.end_line();
+        }
+    }
+
+    /// Queues the line ending at the end of `buf` (without a trailing `\r`; blank lines are dropped).
+    fn end_line(&mut self) {
+        let start = self.partial_start;
+        let mut end = self.buf.len();
+        if end > start && self.buf[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if !self.buf[start..end].iter().all(u8::is_ascii_whitespace) {
+            self.events.push_back(Pending::Line(start, end));
+        }
+        self.partial_start = self.buf.len();
+    }
+
+    /// Whether [`Framer::next_event`] has something.
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The next complete line or over-long report, in arrival order.
+    pub fn next_event(&mut self) -> Option<ReadEvent<'_>> {
+        Some(match self.events.pop_front()? {
+            Pending::Line(a, b) => ReadEvent::Line(&self.buf[a..b]),
+            Pending::TooLong(len, id) => ReadEvent::TooLong { len, id },
+        })
+    }
+}
+
+/// Reads newline-delimited messages from a buffered reader with a size cap (a [`Framer`] over a blocking
+/// reader).
+pub struct LineReader<R> {
+    inner: R,
+    framer: Framer,
+    eof: bool,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -38,70 +165,33 @@ impl<R: BufRead> LineReader<R> {
     pub fn new(inner: R, max: usize) -> Self {
         LineReader {
             inner,
-            max,
-            buf: Vec::new(),
+            framer: Framer::new(max),
+            eof: false,
         }
     }
 
     /// Reads the next event. Blank lines are skipped.
     pub fn next_line(&mut self) -> io::Result<ReadEvent<'_>> {
         loop {
-            self.buf.clear();
-            let mut too_long = false;
-            let mut discarded = 0usize;
-            let mut sniffer = crate::sniff::IdSniffer::default();
-            let mut saw_newline = false;
-            loop {
-                let avail = match self.inner.fill_buf() {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                if avail.is_empty() {
-                    break;
-                }
-                let (chunk, consumed, newline) = match memchr(avail) {
-                    Some(i) => (&avail[..i], i + 1, true),
-                    None => (avail, avail.len(), false),
-                };
-                if !too_long && self.buf.len() + chunk.len() > self.max {
-                    too_long = true;
-                    discarded = self.buf.len();
-                    sniffer.feed(&self.buf);
-                    self.buf.clear();
-                    self.buf.shrink_to(64 * 1024);
-                }
-                if too_long {
-                    discarded += chunk.len();
-                    sniffer.feed(chunk);
-                } else {
-                    self.buf.extend_from_slice(chunk);
-                }
-                self.inner.consume(consumed);
-                if newline {
-                    saw_newline = true;
-                    break;
-                }
+            if self.framer.has_event() {
+                return Ok(self.framer.next_event().unwrap_or(ReadEvent::Eof));
             }
-            if too_long {
-                return Ok(ReadEvent::TooLong {
-                    len: discarded,
-                    id: sniffer.finish(),
-                });
-            }
-            if !saw_newline && self.buf.is_empty() {
+            if self.eof {
                 return Ok(ReadEvent::Eof);
             }
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
+            let chunk = match self.inner.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                self.eof = true;
+                self.framer.finish();
+                continue;
             }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                if saw_newline {
-                    continue;
-                }
-                return Ok(ReadEvent::Eof);
-            }
-            return Ok(ReadEvent::Line(&self.buf));
+            let n = chunk.len();
+            self.framer.push(chunk);
+            self.inner.consume(n);
         }
     }
 }

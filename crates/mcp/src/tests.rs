@@ -1,5 +1,6 @@
 use crate::reader::{LineReader, ReadEvent};
 use crate::*;
+use proptest::prelude::Just;
 
 #[test]
 fn accepts_request_notification_and_response() {
@@ -191,5 +192,50 @@ proptest::proptest! {
                 ReadEvent::Eof => break,
             }
         }
+    }
+}
+
+fn framer_events(chunks: &[&[u8]], max: usize) -> Vec<String> {
+    let mut f = crate::Framer::new(max);
+    let mut out = Vec::new();
+    let mut drain = |f: &mut crate::Framer, out: &mut Vec<String>| {
+        while let Some(ev) = f.next_event() {
+            out.push(match ev {
+                ReadEvent::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                ReadEvent::TooLong { len, id } => format!("<too long {len} {id:?}>"),
+                ReadEvent::Eof => "<eof>".into(),
+            });
+        }
+    };
+    for c in chunks {
+        f.push(c);
+        drain(&mut f, &mut out);
+    }
+    f.finish();
+    drain(&mut f, &mut out);
+    out
+}
+
+proptest::proptest! {
+    /// However the bytes are split into reads, the framer sees the same lines and the same over-long reports.
+    #[test]
+    fn framing_does_not_depend_on_how_reads_split_the_bytes(
+        bytes in proptest::collection::vec(proptest::prop_oneof![
+            Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'}'), Just(b'"'), Just(b':'), Just(b'x'), Just(b' ')
+        ], 0..400),
+        cuts in proptest::collection::vec(0usize..400, 0..12),
+        max in 1usize..40,
+    ) {
+        let whole = framer_events(&[&bytes], max);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for c in cuts {
+            chunks.push(&bytes[last..c]);
+            last = c;
+        }
+        chunks.push(&bytes[last..]);
+        proptest::prop_assert_eq!(framer_events(&chunks, max), whole);
     }
 }
