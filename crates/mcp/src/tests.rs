@@ -198,7 +198,7 @@ proptest::proptest! {
 fn framer_events(chunks: &[&[u8]], max: usize) -> Vec<String> {
     let mut f = crate::Framer::new(max);
     let mut out = Vec::new();
-    let mut drain = |f: &mut crate::Framer, out: &mut Vec<String>| {
+    let drain = |f: &mut crate::Framer, out: &mut Vec<String>| {
         while let Some(ev) = f.next_event() {
             out.push(match ev {
                 ReadEvent::Line(l) => String::from_utf8_lossy(l).into_owned(),
