@@ -550,9 +550,16 @@ fn an_exclusive_log_refuses_a_second_writer_and_resumes_after_reopen() {
     a.append(event(2)).unwrap();
     drop(a);
     let mut b = AuditLog::open_exclusive(&path, true).unwrap();
-    assert_eq!(b.seq(), 2, "the chain resumes where the last writer stopped");
+    assert_eq!(
+        b.seq(),
+        2,
+        "the chain resumes where the last writer stopped"
+    );
     b.append(event(3)).unwrap();
     let s = verify(fs::read(&path).unwrap().as_slice()).unwrap();
     assert_eq!((s.lines, s.last_seq), (3, 3));
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }

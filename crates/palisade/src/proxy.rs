@@ -1,53 +1,73 @@
 //! The stdio proxy: client bytes → framing → guard pipeline → server, and back.
 //!
 //! # Shape
-//! Two threads carry traffic, one per direction, each doing blocking reads on one pipe and writing whole
-//! lines to the other side; a third forwards the server's stderr with a prefix; a fourth fires call
-//! timeouts. All decisions happen in [`Pipeline`] under one short-held lock on the [`SessionState`].
+//! One thread runs an event loop over the client's stdin, the server's stdout and the server's stdin
+//! (`poll`), frames what arrives ([`Framer`]), lets the [`Pipeline`] decide, records the decision, and writes
+//! whole lines on. Call timeouts are the loop's `poll` timeout. A second thread only copies the server's
+//! stderr, prefixed and with secrets masked.
 //!
-//! # Why threads and blocking I/O, not an async runtime
-//! On the small VMs palisade is benchmarked on, every extra wake-up of another thread costs tens of
-//! microseconds (a cross-CPU pipe round trip is ≈ 60 µs against ≈ 5 µs within a CPU). A blocking reader
-//! that parses, decides and writes in the same thread adds no hop to the path a byte-for-byte relay already
-//! pays; an async runtime's stdin shim adds one. The HTTP gateway (`serve`) is where tokio belongs.
+//! # Why one thread, and no async runtime
+//! On the small VMs palisade is benchmarked on, every wake-up of another thread costs tens of microseconds
+//! (a cross-CPU pipe round trip is ≈ 60 µs against ≈ 5 µs within a CPU). One thread handling both
+//! directions wakes exactly when a zero-work relay would, keeps its caches warm, and needs no lock around
+//! the session or the audit log. With a thread per direction, the two threads landed on different CPUs
+//! next to a busy server and added ≈ 30 µs per round trip (BENCHMARKS.md). An async runtime's stdin shim
+//! would add a hop of its own. The HTTP gateway (`serve`) is where tokio belongs.
+//!
+//! # Writing without deadlock
+//! Bytes for the server are queued and written without blocking (its pipes are palisade's own, so they are
+//! made non-blocking): a server busy writing a large response while a large request waits can never stall
+//! the loop. While more than [`BACKPRESSURE_BYTES`] wait for the server, palisade stops reading the client.
+//! Writes to the client block, exactly as the server's own writes would if it were connected directly.
 //!
 //! # Ordering guarantees
 //! * An audit event describing a message is written before the message is released, so killing palisade
 //!   between a request and its response loses no record of the request (and with `durable`, not even on
 //!   power loss).
-//! * Messages are forwarded whole with one `write` each, so lines from different threads never interleave.
+//! * Messages are forwarded whole, one line per write, in the order they were decided.
 
 use palisade_audit::Event;
-type AuditLog = palisade_audit::AuditLog<palisade_audit::ExclusiveFile>;
 use palisade_guard::{Direction, Forward, Note, NoteKind, Outcome, Pipeline, SessionState};
-use palisade_mcp::{LineReader, Message, ReadEvent};
+use palisade_mcp::{Framer, Message, ReadEvent};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::ChildStdin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::process::{ChildStdin, ChildStdout};
+use std::time::{Duration, Instant};
 
 use crate::pins::{PinStore, ServerPins};
 
-/// Session state plus the timer's current wake-up target (so the timer is woken only when a new deadline
-/// is earlier than the one it sleeps towards).
-struct Session {
-    st: SessionState,
-    timer_target: Option<Instant>,
+type AuditLog = palisade_audit::AuditLog<palisade_audit::ExclusiveFile>;
+
+/// Stop reading the client while this many bytes wait to be written to the server.
+pub(crate) const BACKPRESSURE_BYTES: usize = 16 * 1024 * 1024;
+/// Read size for each pipe.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The client closed its input; its requests were answered (or the grace ran out) and the server's
+    /// output closed.
+    ClientDone,
+    /// The server closed its output while the client was still connected.
+    ServerGone,
 }
 
-/// Everything both directions share.
+/// The proxy's state; owned by the one thread that runs [`Proxy::run`].
 pub(crate) struct Proxy {
     pub(crate) server: String,
     pipeline: Pipeline,
-    session: Mutex<Session>,
-    timer: Condvar,
-    server_in: Mutex<Option<ChildStdin>>,
-    client_out: Mutex<File>,
-    audit: Option<Mutex<AuditLog>>,
+    st: SessionState,
+    client_out: File,
+    server_in: Option<ChildStdin>,
+    /// Bytes decided for the server but not yet written.
+    to_server: Vec<u8>,
+    /// Close the server's stdin once `to_server` is flushed.
+    close_server_in: bool,
+    audit: Option<AuditLog>,
     pins: PinStore,
-    done: AtomicBool,
 }
 
 impl Proxy {
@@ -59,149 +79,266 @@ impl Proxy {
         server_in: ChildStdin,
         client_out: File,
         audit: Option<AuditLog>,
-    ) -> Proxy {
+    ) -> io::Result<Proxy> {
+        // The server's stdin is palisade's own pipe: non-blocking, so a full pipe never stalls the loop.
+        set_nonblocking(&server_in)?;
         let mut st = SessionState::with_pins(loaded.approved);
         st.observed = loaded.observed;
-        Proxy {
+        Ok(Proxy {
             server,
             pipeline,
-            session: Mutex::new(Session {
-                st,
-                timer_target: None,
-            }),
-            timer: Condvar::new(),
-            server_in: Mutex::new(Some(server_in)),
-            client_out: Mutex::new(client_out),
-            audit: audit.map(Mutex::new),
+            st,
+            client_out,
+            server_in: Some(server_in),
+            to_server: Vec::new(),
+            close_server_in: false,
+            audit,
             pins,
-            done: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs until the server's output closes. After the client's input ends, palisade waits (up to
+    /// `grace`) until every request the client sent is answered, closes the server's input, and gives the
+    /// server `grace` to exit; `on_overdue` is called once if it does not (the caller stops it).
+    pub(crate) fn run(
+        &mut self,
+        client_in: File,
+        mut server_out: ChildStdout,
+        grace: Duration,
+        mut on_overdue: impl FnMut(),
+    ) -> io::Result<Ended> {
+        let max = self.pipeline.policy().limits.max_message_bytes;
+        let mut client = Some((client_in, Framer::new(max)));
+        let mut server_framer = Framer::new(max);
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut client_done_at: Option<Instant> = None;
+        let mut closed_at: Option<Instant> = None;
+        let mut overdue_reported = false;
+        loop {
+            let now = Instant::now();
+            if let Some(done) = client_done_at {
+                let answered =
+                    self.st.deferred.is_empty() && self.st.in_flight.values().all(|f| f.internal);
+                if !self.close_server_in && (answered || now >= done + grace) {
+                    self.close_server_in = true;
+                    self.flush_server()?;
+                }
+                if self.server_in.is_none() && closed_at.is_none() {
+                    closed_at = Some(now);
+                }
+                if let Some(c) = closed_at
+                    && now >= c + grace
+                    && !overdue_reported
+                {
+                    overdue_reported = true;
+                    on_overdue();
+                }
+            }
+            let mut deadline = self.pipeline.next_deadline(&self.st);
+            if let Some(done) = client_done_at
+                && !self.close_server_in
+            {
+                deadline = Some(deadline.map_or(done + grace, |d| d.min(done + grace)));
+            }
+            if let Some(c) = closed_at
+                && !overdue_reported
+            {
+                deadline = Some(deadline.map_or(c + grace, |d| d.min(c + grace)));
+            }
+            let timeout = deadline.map(|d| {
+                let left = d.saturating_duration_since(now) + Duration::from_micros(999);
+                Timespec::try_from(left).unwrap_or(Timespec {
+                    tv_sec: 1,
+                    tv_nsec: 0,
+                })
+            });
+
+            let read_client = client.is_some() && self.to_server.len() < BACKPRESSURE_BYTES;
+            let write_server = !self.to_server.is_empty() && self.server_in.is_some();
+            let (client_ready, server_ready, writable) = {
+                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+                fds.push(PollFd::new(&server_out, PollFlags::IN));
+                if read_client && let Some((c, _)) = &client {
+                    fds.push(PollFd::new(c, PollFlags::IN));
+                }
+                let mut w_index = None;
+                if write_server && let Some(w) = &self.server_in {
+                    w_index = Some(fds.len());
+                    fds.push(PollFd::new(w, PollFlags::OUT));
+                }
+                match poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                let ready = |f: &PollFd<'_>| !f.revents().is_empty();
+                (
+                    read_client && fds.len() > 1 && ready(&fds[1]),
+                    ready(&fds[0]),
+                    w_index.is_some_and(|i| ready(&fds[i])),
+                )
+            };
+
+            if writable {
+                self.flush_server()?;
+            }
+            if server_ready {
+                let n = read_some(&mut server_out, &mut buf)?;
+                if n == 0 {
+                    server_framer.finish();
+                    self.pump(&mut server_framer, Direction::ToClient);
+                    return Ok(if client_done_at.is_some() {
+                        Ended::ClientDone
+                    } else {
+                        Ended::ServerGone
+                    });
+                }
+                server_framer.push(&buf[..n]);
+                self.pump(&mut server_framer, Direction::ToClient);
+            }
+            if client_ready && let Some((c, framer)) = &mut client {
+                let n = read_some(c, &mut buf)?;
+                if n == 0 {
+                    framer.finish();
+                } else {
+                    framer.push(&buf[..n]);
+                }
+                self.pump(framer, Direction::ToServer);
+                if n == 0 {
+                    client = None;
+                    client_done_at = Some(Instant::now());
+                }
+            }
+            self.expire_due();
+            self.flush_server()?;
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Session> {
-        // A panic while holding the lock must not wedge the other direction: the state is plain data.
-        self.session.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reads client messages until end of input.
-    pub(crate) fn client_loop(&self, input: impl Read) -> std::io::Result<()> {
-        let max = self.pipeline.policy().limits.max_message_bytes;
-        let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, input), max);
-        self.pump(&mut reader, Direction::ToServer)
-    }
-
-    /// Reads server messages until the server closes its stdout.
-    pub(crate) fn server_loop(&self, output: impl Read) -> std::io::Result<()> {
-        let max = self.pipeline.policy().limits.max_message_bytes;
-        let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, output), max);
-        self.pump(&mut reader, Direction::ToClient)
-    }
-
-    fn pump<R: BufRead>(&self, reader: &mut LineReader<R>, dir: Direction) -> std::io::Result<()> {
-        loop {
-            let (outcome, client, raw): (Outcome, Option<String>, &[u8]) =
-                match reader.next_line()? {
-                    ReadEvent::Eof => return Ok(()),
-                    ReadEvent::TooLong { len, id } => {
-                        let mut s = self.lock();
-                        let out = self.pipeline.too_long(dir, len, id.as_ref(), &mut s.st);
-                        (out, s.st.client_name.clone(), &[])
-                    }
-                    ReadEvent::Line(line) => {
-                        let now = Instant::now();
-                        match Message::parse(line) {
-                            Ok(msg) => {
-                                let (out, client, pins) = self.decide(&msg, dir, now);
-                                if let Some(p) = pins {
-                                    self.save_pins(p);
-                                }
-                                (out, client, line)
-                            }
-                            Err(e) => {
-                                let out = match dir {
-                                    Direction::ToServer => self.pipeline.client_frame_error(&e),
-                                    Direction::ToClient => self.pipeline.server_frame_error(&e),
-                                };
-                                (out, self.lock().st.client_name.clone(), line)
-                            }
-                        }
-                    }
-                };
-            // Recorded before released, in both directions. (Recording a server's message after the client
-            // has it was tried: the client's next request then contends with that write for the audit
-            // lock, which cost more than the write it moved; see BENCHMARKS.md.)
-            self.record(&outcome.notes, client.as_deref());
-            self.deliver(dir, raw, outcome);
+    /// Decides, records and delivers every complete message the framer holds.
+    fn pump(&mut self, framer: &mut Framer, dir: Direction) {
+        while let Some(ev) = framer.next_event() {
+            let (outcome, raw): (Outcome, &[u8]) = match ev {
+                ReadEvent::Eof => break,
+                ReadEvent::TooLong { len, id } => (
+                    self.pipeline.too_long(dir, len, id.as_ref(), &mut self.st),
+                    &[],
+                ),
+                ReadEvent::Line(line) => {
+                    let now = Instant::now();
+                    let out = match Message::parse(line) {
+                        Ok(msg) => match dir {
+                            Direction::ToServer => self.pipeline.on_client(&msg, &mut self.st, now),
+                            Direction::ToClient => self.pipeline.on_server(&msg, &mut self.st, now),
+                        },
+                        Err(e) => match dir {
+                            Direction::ToServer => self.pipeline.client_frame_error(&e),
+                            Direction::ToClient => self.pipeline.server_frame_error(&e),
+                        },
+                    };
+                    (out, line)
+                }
+            };
+            self.save_pins_if_changed();
+            // Recorded before released, in both directions.
+            self.record(&outcome.notes);
+            deliver(
+                &mut self.client_out,
+                &mut self.to_server,
+                dir,
+                raw,
+                &outcome,
+                &self.server,
+            );
             if dir == Direction::ToClient {
                 self.release_deferred();
             }
         }
     }
 
-    /// Re-checks tool calls that were held while palisade listed the server's tools. Taking them off the
-    /// queue and registering them as in flight happens under one lock, so `drain` never sees neither.
-    fn release_deferred(&self) {
-        let (released, client) = {
-            let mut s = self.lock();
-            if s.st.deferred.is_empty() {
-                return;
-            }
-            let held = self.pipeline.drain_deferred(&mut s.st);
-            let mut released = Vec::with_capacity(held.len());
-            for raw in held {
-                let Ok(msg) = Message::parse(&raw) else {
-                    continue;
-                };
-                let out = self
-                    .pipeline
-                    .on_client_retry(&msg, &mut s.st, Instant::now());
-                released.push((raw, out));
-            }
-            self.arm_timer(&mut s);
-            (released, s.st.client_name.clone())
-        };
-        for (raw, out) in released {
-            self.record(&out.notes, client.as_deref());
-            self.deliver(Direction::ToServer, &raw, out);
+    /// Re-checks tool calls that were held while palisade listed the server's tools.
+    fn release_deferred(&mut self) {
+        if self.st.deferred.is_empty() {
+            return;
+        }
+        for raw in self.pipeline.drain_deferred(&mut self.st) {
+            let Ok(msg) = Message::parse(&raw) else {
+                continue;
+            };
+            let out = self
+                .pipeline
+                .on_client_retry(&msg, &mut self.st, Instant::now());
+            self.record(&out.notes);
+            deliver(
+                &mut self.client_out,
+                &mut self.to_server,
+                Direction::ToServer,
+                &raw,
+                &out,
+                &self.server,
+            );
         }
     }
 
-    /// Wakes the timer if the earliest deadline moved earlier than what it sleeps towards.
-    fn arm_timer(&self, s: &mut Session) {
-        if let Some(d) = self.pipeline.next_deadline(&s.st)
-            && s.timer_target.is_none_or(|t| d < t)
+    /// Fires call timeouts whose deadline passed.
+    fn expire_due(&mut self) {
+        let now = Instant::now();
+        if self
+            .pipeline
+            .next_deadline(&self.st)
+            .is_none_or(|d| d > now)
         {
-            s.timer_target = Some(d);
-            self.timer.notify_one();
+            return;
         }
+        let out = self.pipeline.expire(&mut self.st, now);
+        self.record(&out.notes);
+        deliver(
+            &mut self.client_out,
+            &mut self.to_server,
+            Direction::ToClient,
+            &[],
+            &out,
+            &self.server,
+        );
+        self.release_deferred();
     }
 
-    /// Runs the pipeline under the lock; returns the outcome, the client's name and pins to persist.
-    fn decide(
-        &self,
-        msg: &Message,
-        dir: Direction,
-        now: Instant,
-    ) -> (Outcome, Option<String>, Option<ServerPins>) {
-        let mut s = self.lock();
-        let out = match dir {
-            Direction::ToServer => self.pipeline.on_client(msg, &mut s.st, now),
-            Direction::ToClient => self.pipeline.on_server(msg, &mut s.st, now),
-        };
-        self.arm_timer(&mut s);
-        let pins = if s.st.pins_dirty {
-            s.st.pins_dirty = false;
-            Some(ServerPins {
-                approved: s.st.pins.clone(),
-                observed: s.st.observed.clone(),
-            })
+    /// Writes queued bytes to the server without blocking; closes its stdin when asked and flushed.
+    fn flush_server(&mut self) -> io::Result<()> {
+        if let Some(w) = &mut self.server_in {
+            while !self.to_server.is_empty() {
+                match w.write(&self.to_server) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        self.to_server.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        // The server closed its stdin (it is exiting); its stdout's end reports the exit.
+                        self.server_in = None;
+                        self.to_server.clear();
+                        break;
+                    }
+                }
+            }
         } else {
-            None
-        };
-        (out, s.st.client_name.clone(), pins)
+            self.to_server.clear();
+        }
+        if self.close_server_in && self.to_server.is_empty() {
+            self.server_in = None;
+        }
+        Ok(())
     }
 
-    fn save_pins(&self, p: ServerPins) {
+    fn save_pins_if_changed(&mut self) {
+        if !self.st.pins_dirty {
+            return;
+        }
+        self.st.pins_dirty = false;
+        let p = ServerPins {
+            approved: self.st.pins.clone(),
+            observed: self.st.observed.clone(),
+        };
         if let Err(e) = self.pins.update(&self.server, |entry| *entry = p) {
             eprintln!(
                 "palisade: warning: could not save tool pins to {}: {e:#}",
@@ -210,154 +347,38 @@ impl Proxy {
         }
     }
 
-    /// Writes the outcome: the message itself to the other side, then palisade's own messages.
-    fn deliver(&self, dir: Direction, raw: &[u8], out: Outcome) {
-        match (&out.forward, dir) {
-            (Forward::Original, Direction::ToServer) => self.to_server(raw),
-            (Forward::Original, Direction::ToClient) => self.to_client(raw),
-            (Forward::Rewritten(b), Direction::ToServer) => self.to_server(b),
-            (Forward::Rewritten(b), Direction::ToClient) => self.to_client(b),
-            (Forward::No, _) => {}
-        }
-        for m in &out.to_server {
-            self.to_server(m);
-        }
-        for m in &out.to_client {
-            self.to_client(m);
-        }
-    }
-
-    fn to_server(&self, bytes: &[u8]) {
-        let mut guard = self.server_in.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = guard.as_mut()
-            && write_line(w, bytes).is_err()
-        {
-            // The server closed its stdin (it is exiting); the server loop reports the exit.
-            *guard = None;
-        }
-    }
-
-    pub(crate) fn to_client(&self, bytes: &[u8]) {
-        let mut w = self.client_out.lock().unwrap_or_else(|e| e.into_inner());
-        if write_line(&mut *w, bytes).is_err() {
-            // The client is gone: nothing is left to protect. Exit so the watchdog reaps the server.
-            drop(w);
-            self.shutdown_record("client closed its output");
-            std::process::exit(0);
-        }
-    }
-
-    /// Waits (up to `grace`) until every request the client sent has been answered, so a client that
-    /// writes its requests and closes its output still gets every reply.
-    pub(crate) fn drain(&self, grace: std::time::Duration) {
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            {
-                let s = self.lock();
-                if s.st.deferred.is_empty() && s.st.in_flight.values().all(|f| f.internal) {
-                    return;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-
-    /// Closes the server's stdin (client finished).
-    pub(crate) fn close_server_input(&self) {
-        self.server_in
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-    }
-
-    /// Every request still waiting gets an error; records the exit.
-    pub(crate) fn server_exited(&self, why: &str) {
-        let (out, client) = {
-            let mut s = self.lock();
-            (
-                self.pipeline.server_gone(&mut s.st, why, Instant::now()),
-                s.st.client_name.clone(),
-            )
-        };
-        self.record(&out.notes, client.as_deref());
+    /// The server is gone: every request still waiting gets an error; records the exit.
+    pub(crate) fn server_exited(&mut self, why: &str) {
+        let out = self.pipeline.server_gone(&mut self.st, why, Instant::now());
+        self.record(&out.notes);
         for r in &out.to_client {
-            self.to_client(r);
+            to_client(&mut self.client_out, r, &self.server);
         }
         self.append(Event::new(palisade_audit::Kind::Exit, &self.server).detail(why));
-        self.stop_timer();
     }
 
-    fn shutdown_record(&self, why: &str) {
-        self.append(Event::new(palisade_audit::Kind::Exit, &self.server).detail(why));
-    }
-
-    pub(crate) fn stop_timer(&self) {
-        self.done.store(true, Ordering::SeqCst);
-        let _s = self.lock();
-        self.timer.notify_all();
-    }
-
-    /// Fires call timeouts until [`Proxy::stop_timer`].
-    pub(crate) fn timer_loop(&self) {
-        loop {
-            let out = {
-                let mut s = self.lock();
-                loop {
-                    if self.done.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let now = Instant::now();
-                    match self.pipeline.next_deadline(&s.st) {
-                        None => {
-                            s.timer_target = None;
-                            s = self.timer.wait(s).unwrap_or_else(|e| e.into_inner());
-                        }
-                        Some(d) if d <= now => break,
-                        Some(d) => {
-                            s.timer_target = Some(d);
-                            s = self
-                                .timer
-                                .wait_timeout(s, d - now)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0;
-                        }
-                    }
-                }
-                let out = self.pipeline.expire(&mut s.st, Instant::now());
-                (out, s.st.client_name.clone())
-            };
-            self.record(&out.0.notes, out.1.as_deref());
-            self.deliver(Direction::ToClient, &[], out.0);
-        }
-    }
-
-    pub(crate) fn append(&self, ev: Event) {
-        if let Some(a) = &self.audit {
-            let mut log = a.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = log.append(ev) {
-                if self.pipeline.policy().audit.durable {
-                    // The policy promises nothing is released without a durable record: stop instead
-                    // (the watchdog then stops the server).
-                    eprintln!(
-                        "palisade: error: the durable audit log cannot be written ({e}); stopping, since the policy requires a record of every message"
-                    );
-                    std::process::exit(crate::ExitStatus::Failure as i32);
-                }
-                eprintln!("palisade: warning: audit log write failed: {e}");
+    pub(crate) fn append(&mut self, ev: Event) {
+        let Some(log) = &mut self.audit else { return };
+        if let Err(e) = log.append(ev) {
+            if self.pipeline.policy().audit.durable {
+                // The policy promises nothing is released without a durable record: stop instead (the
+                // watchdog then stops the server).
+                eprintln!(
+                    "palisade: error: the durable audit log cannot be written ({e}); stopping, since the policy requires a record of every message"
+                );
+                std::process::exit(crate::ExitStatus::Failure as i32);
             }
+            eprintln!("palisade: warning: audit log write failed: {e}");
         }
     }
 
-    fn record(&self, notes: &[Note], client: Option<&str>) {
-        if self.audit.is_none() {
-            for n in notes {
-                self.tell_person(n);
-            }
-            return;
-        }
+    fn record(&mut self, notes: &[Note]) {
         for n in notes {
             self.tell_person(n);
-            self.append(crate::audit_map::event(&self.server, client, n));
+            if self.audit.is_some() {
+                let ev = crate::audit_map::event(&self.server, self.st.client_name.as_deref(), n);
+                self.append(ev);
+            }
         }
     }
 
@@ -372,12 +393,67 @@ impl Proxy {
     }
 }
 
-fn write_line(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes the outcome: the message itself to the other side, then palisade's own messages to each side.
+fn deliver(
+    client_out: &mut File,
+    to_server: &mut Vec<u8>,
+    dir: Direction,
+    raw: &[u8],
+    out: &Outcome,
+    server: &str,
+) {
+    let forwarded: Option<&[u8]> = match &out.forward {
+        Forward::Original => Some(raw),
+        Forward::Rewritten(b) => Some(b),
+        Forward::No => None,
+    };
+    if let Some(bytes) = forwarded {
+        match dir {
+            Direction::ToServer => queue_line(to_server, bytes),
+            Direction::ToClient => to_client(client_out, bytes, server),
+        }
+    }
+    for m in &out.to_server {
+        queue_line(to_server, m);
+    }
+    for m in &out.to_client {
+        to_client(client_out, m, server);
+    }
+}
+
+fn queue_line(to_server: &mut Vec<u8>, bytes: &[u8]) {
+    to_server.reserve(bytes.len() + 1);
+    to_server.extend_from_slice(bytes);
+    to_server.push(b'\n');
+}
+
+/// One message to the client, as one write.
+fn to_client(client_out: &mut File, bytes: &[u8], server: &str) {
     let mut buf = Vec::with_capacity(bytes.len() + 1);
     buf.extend_from_slice(bytes);
     buf.push(b'\n');
-    w.write_all(&buf)?;
-    w.flush()
+    if client_out.write_all(&buf).is_err() {
+        // The client is gone: nothing is left to protect. Exit so the watchdog reaps the server.
+        eprintln!("palisade: the client of `{server}` closed its input; stopping");
+        std::process::exit(0);
+    }
+}
+
+/// One read after `poll` said the descriptor is ready (these descriptors are blocking, so no `WouldBlock`).
+fn read_some(mut r: impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
 }
 
 /// Copies the server's stderr to ours, one prefixed line at a time, with secrets masked.

@@ -5,14 +5,11 @@ use palisade_audit::{Event, Kind};
 use palisade_guard::Pipeline;
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::ExitStatus;
 use crate::pins::PinStore;
-use crate::proxy::Proxy;
+use crate::proxy::{Ended, Proxy};
 use crate::settings::RunSettings;
 
 /// How long the server gets to exit after the client closed its input.
@@ -51,7 +48,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     for w in s.warnings.iter().chain(pipeline.warnings()) {
         eprintln!("palisade: warning: {w}");
     }
-    let proxy = Arc::new(Proxy::new(
+    let mut proxy = Proxy::new(
         s.name.clone(),
         pipeline,
         pins,
@@ -59,75 +56,73 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         server_in,
         client_out,
         audit,
-    ));
+    )
+    .context("setting up the server's pipes")?;
     proxy.append(Event::new(Kind::Spawn, &s.name).detail(
         palisade_audit::redact_str(&format!("pid {pid}: {}", s.argv.join(" "))).into_owned(),
     ));
-
-    let client_done = Arc::new(AtomicBool::new(false));
-    let (exited_tx, exited_rx) = mpsc::channel::<()>();
-    let mut child = launched.child;
-    let cgroup = launched.cgroup.take();
-    {
-        let proxy = proxy.clone();
-        let client_done = client_done.clone();
-        std::thread::Builder::new()
-            .name("server-out".into())
-            .spawn(move || {
-                let read = proxy.server_loop(server_out);
-                let status = child.wait();
-                // The sandbox's pids cgroup is empty once the helper is reaped.
-                if let Some(c) = cgroup {
-                    let _ = c.remove();
-                }
-                let why = match (&status, read) {
-                    (Ok(st), _) => format!("server {st}"),
-                    (Err(e), _) => format!("server status unknown: {e}"),
-                };
-                proxy.server_exited(&why);
-                if client_done.load(Ordering::SeqCst) {
-                    let _ = exited_tx.send(());
-                    return;
-                }
-                eprintln!(
-                    "palisade: the server `{}` exited while the client was connected ({why})",
-                    proxy.server
-                );
-                let ok = status.as_ref().is_ok_and(std::process::ExitStatus::success);
-                std::process::exit(if ok { 0 } else { ExitStatus::Failure as i32 });
-            })?;
-    }
     {
         let name = s.name.clone();
         std::thread::Builder::new()
             .name("server-err".into())
             .spawn(move || crate::proxy::forward_stderr(&name, server_err))?;
     }
-    {
-        let proxy = proxy.clone();
-        std::thread::Builder::new()
-            .name("timer".into())
-            .spawn(move || proxy.timer_loop())?;
-    }
-
-    let res = proxy.client_loop(client_in);
-    proxy.drain(EXIT_GRACE);
-    client_done.store(true, Ordering::SeqCst);
-    proxy.close_server_input();
-    if exited_rx.recv_timeout(EXIT_GRACE).is_err() {
-        eprintln!(
-            "palisade: the server `{}` did not exit within {}s of the client closing; stopping it",
-            s.name,
-            EXIT_GRACE.as_secs()
-        );
+    let stop_group = || {
         if let Some(pgid) = rustix::process::Pid::from_raw(pid as i32) {
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
-        let _ = exited_rx.recv_timeout(Duration::from_secs(2));
+    };
+    let ended = proxy
+        .run(client_in, server_out, EXIT_GRACE, || {
+            eprintln!(
+                "palisade: the server `{}` did not exit within {}s of the client closing; stopping it",
+                s.name,
+                EXIT_GRACE.as_secs()
+            );
+            stop_group();
+        })
+        .context("proxying")?;
+    // The server closed its output; give it the grace period to exit, then stop its group.
+    let mut child = launched.child;
+    let deadline = std::time::Instant::now() + EXIT_GRACE;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Ok(st),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Ok(None) => {
+                stop_group();
+                break child.wait();
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    // The sandbox's pids cgroup is empty once the helper is reaped.
+    if let Some(c) = launched.cgroup.take() {
+        let _ = c.remove();
     }
+    let why = match &status {
+        Ok(st) => format!("server {st}"),
+        Err(e) => format!("server status unknown: {e}"),
+    };
+    proxy.server_exited(&why);
     drop(launched.watchdog);
-    res.context("reading from the client")?;
-    Ok(ExitStatus::Success)
+    match ended {
+        Ended::ClientDone => Ok(ExitStatus::Success),
+        Ended::ServerGone => {
+            eprintln!(
+                "palisade: the server `{}` exited while the client was connected ({why})",
+                s.name
+            );
+            let ok = status.as_ref().is_ok_and(std::process::ExitStatus::success);
+            Ok(if ok {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            })
+        }
+    }
 }
 
 /// Opens the audit log for this process alone. While another palisade process (a second client of the
