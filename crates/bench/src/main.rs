@@ -15,12 +15,17 @@
 //! configuration: the median over runs and the min–max spread; per round, palisade is paired with the relay run
 //! next to it (throughput ratio, added p50).
 //!
+//! `palisade-bench spawn` measures something else: what the OS sandbox adds to starting a server (see
+//! [`spawn`]).
+//!
 //! It builds nothing: run `cargo build --release -p palisade -p palisade-testkit -p palisade-bench` first.
 //! See BENCHMARKS.md at the workspace root.
 #![forbid(unsafe_code)]
 
+mod spawn;
+
 use anyhow::{Context, Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use palisade_testkit::{TestHome, peers};
 use serde_json::{Value, json};
 use std::fs::File;
@@ -31,9 +36,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Round trips of tools/call through direct / socat relay / palisade, alternating runs.
+/// Round trips of tools/call through direct / socat relay / palisade, alternating runs (default), or the
+/// sandbox's spawn overhead (`spawn`).
 #[derive(Debug, Parser)]
-#[command(name = "palisade-bench", version, about)]
+#[command(
+    name = "palisade-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    proxy: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Spawn-to-first-response of a server through the plain and the sandboxed launcher (and through
+    /// `palisade run [--sandbox]`), alternating.
+    Spawn(spawn::SpawnArgs),
+}
+
+/// Options of the default (proxy round-trip) bench.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Rounds per backend; each round runs direct, relay and palisade once, in that order.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -195,7 +222,14 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.mode {
+        Some(Mode::Spawn(a)) => spawn::run(&a),
+        None => proxy_main(cli.proxy),
+    }
+}
+
+fn proxy_main(args: Args) -> Result<()> {
     let paths = locate_binaries(args.bin_dir.as_deref())?;
     check_socat(&args.socat)?;
     let mut backends = Vec::new();
@@ -498,6 +532,15 @@ struct Watchdog {
 
 impl Watchdog {
     fn start(pid: u32, timeout: Duration) -> Watchdog {
+        Watchdog::kill_after(pid.to_string(), timeout)
+    }
+
+    /// Kills process group `pgid` (a launched server's) when the deadline passes.
+    fn start_group(pgid: u32, timeout: Duration) -> Watchdog {
+        Watchdog::kill_after(format!("-{pgid}"), timeout)
+    }
+
+    fn kill_after(target: String, timeout: Duration) -> Watchdog {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         std::thread::spawn(move || {
@@ -509,11 +552,8 @@ impl Watchdog {
                 std::thread::sleep(Duration::from_millis(50));
             }
             if !flag.load(Ordering::SeqCst) {
-                eprintln!("palisade-bench: run timed out; killing pid {pid}");
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .status();
+                eprintln!("palisade-bench: run timed out; killing {target}");
+                let _ = Command::new("kill").args(["-KILL", "--", &target]).status();
             }
         });
         Watchdog { done }
