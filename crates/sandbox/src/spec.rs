@@ -26,9 +26,9 @@ pub struct SandboxSpec {
     pub net: NetMode,
     /// Host name inside the UTS namespace.
     pub hostname: String,
-    /// `cgroup.procs` of a pids cgroup the helper joins first thing (before any namespace or fork), so the
-    /// whole sandbox is counted against its `pids.max`. Set when palisade runs as root, whom `RLIMIT_NPROC`
-    /// does not bind (see [`crate::linux::cgroup`]).
+    /// The join file (v1 `tasks`, cgroup2 `cgroup.procs`) of a pids cgroup the helper joins first thing by
+    /// writing `0` (before any namespace or fork), so the whole sandbox is counted against its `pids.max`.
+    /// Set when palisade runs as root, whom `RLIMIT_NPROC` does not bind (see [`crate::linux::cgroup`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_cgroup: Option<PathBuf>,
 }

@@ -223,8 +223,10 @@ pub fn run_helper(spec_fd: i32) -> ! {
         fail("read spec", "no command");
     }
     // First, before any namespace or fork: everything the sandbox spawns is counted in the pids cgroup.
+    // `0` is the writer: through v1 `tasks`, a move of this (only) thread, without the grace period a
+    // process move costs (see `super::cgroup`).
     if let Some(procs) = &spec.pids_cgroup
-        && let Err(e) = std::fs::write(procs, std::process::id().to_string())
+        && let Err(e) = std::fs::write(procs, "0")
     {
         fail(&format!("join pids cgroup {}", procs.display()), e);
     }

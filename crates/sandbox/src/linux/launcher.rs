@@ -91,7 +91,7 @@ impl Launcher for Sandboxed {
                          (mount the pids cgroup controller, or run palisade as an unprivileged user)"
                     ))
                 })?;
-                sandbox.pids_cgroup = Some(dir.join("cgroup.procs"));
+                sandbox.pids_cgroup = Some(super::cgroup::join_file(&dir));
                 Some(crate::CgroupDir(dir))
             }
             _ => None,
