@@ -163,20 +163,52 @@ fn mkdir_p(p: &Path, mode: u32) -> io::Result<()> {
         .create(p)
 }
 
-/// Creates an empty mount point at `dst` for a source that is a directory or not.
-fn mount_point(dst: &Path, dir: bool) -> io::Result<()> {
-    if let Some(parent) = dst.parent() {
-        mkdir_p(parent, 0o755)?;
-    }
-    if dir {
-        match std::fs::DirBuilder::new().mode(0o755).create(dst) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
+/// The parent directory of the last mount point made, known to exist: consecutive mounts of the (sorted)
+/// spec mostly share one (`/etc/*`, `/dev/*`), and each `mkdir -p` of it costs two syscalls.
+#[derive(Debug, Default)]
+struct Parents {
+    last: Option<PathBuf>,
+}
+
+impl Parents {
+    /// `mkdir -p parent`, unless it was the last one made.
+    fn ensure(&mut self, parent: &Path) -> io::Result<()> {
+        if self.last.as_deref() != Some(parent) {
+            mkdir_p(parent, 0o755)?;
+            self.last = Some(parent.to_path_buf());
         }
-    } else if std::fs::symlink_metadata(dst).is_err() {
-        std::fs::File::create(dst)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Something was mounted at `target`: a remembered directory below it is hidden now.
+    fn mounted(&mut self, target: &Path) {
+        if self
+            .last
+            .as_deref()
+            .is_some_and(|l| l.starts_with(target) && l != target)
+        {
+            self.last = None;
+        }
+    }
+}
+
+/// Creates an empty mount point at `dst` for a source that is a directory or not (an existing one is
+/// kept).
+fn mount_point(dst: &Path, dir: bool, parents: &mut Parents) -> io::Result<()> {
+    if let Some(parent) = dst.parent() {
+        parents.ensure(parent)?;
+    }
+    let made = if dir {
+        std::fs::DirBuilder::new().mode(0o755).create(dst)
+    } else {
+        // One syscall for an empty file (an open and a close with `File::create`).
+        use rustix::fs::{CWD, FileType, Mode, mknodat};
+        mknodat(CWD, dst, FileType::RegularFile, Mode::from(0o644), 0).map_err(io::Error::from)
+    };
+    match made {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Builds the spec's filesystem view and pivots into it. Afterwards the cwd is `/`.
@@ -221,8 +253,9 @@ pub fn build(spec: &SandboxSpec) -> Result<(), MountError> {
         ),
     )?;
 
+    let mut parents = Parents::default();
     for m in &spec.mounts {
-        apply(m, &host_mounts)?;
+        apply(m, &host_mounts, &mut parents)?;
     }
 
     at(
@@ -248,13 +281,26 @@ pub fn build(spec: &SandboxSpec) -> Result<(), MountError> {
     })
 }
 
-/// Creates one mount of the spec under `/newroot`.
-fn apply(m: &Mount, host_mounts: &[PathBuf]) -> Result<(), MountError> {
+/// Where `m` goes inside the sandbox.
+fn dst(m: &Mount) -> &Path {
     match m {
-        Mount::RoBind { src, dst } => bind(src, dst, true, host_mounts),
-        Mount::RwBind { src, dst } => bind(src, dst, false, host_mounts),
+        Mount::RoBind { dst, .. }
+        | Mount::RwBind { dst, .. }
+        | Mount::Tmpfs { dst, .. }
+        | Mount::Symlink { dst, .. } => dst,
+        Mount::Proc => Path::new("/proc"),
+        Mount::Dev => Path::new("/dev"),
+    }
+}
+
+/// Creates one mount of the spec under `/newroot`.
+fn apply(m: &Mount, host_mounts: &[PathBuf], parents: &mut Parents) -> Result<(), MountError> {
+    let target = under(NEW, dst(m));
+    parents.mounted(&target);
+    match m {
+        Mount::RoBind { src, dst } => bind(src, dst, true, host_mounts, parents),
+        Mount::RwBind { src, dst } => bind(src, dst, false, host_mounts, parents),
         Mount::Tmpfs { dst, size } => {
-            let target = under(NEW, dst);
             let mode = if dst == Path::new("/tmp") {
                 "1777"
             } else {
@@ -277,37 +323,40 @@ fn apply(m: &Mount, host_mounts: &[PathBuf]) -> Result<(), MountError> {
             let link = under(NEW, dst);
             at(|| format!("symlink {}", dst.display()), {
                 link.parent()
-                    .map_or(Ok(()), |p| mkdir_p(p, 0o755))
+                    .map_or(Ok(()), |p| parents.ensure(p))
                     .and_then(|()| std::os::unix::fs::symlink(target, &link))
             })
         }
-        Mount::Proc => {
-            let target = under(NEW, Path::new("/proc"));
-            at(
-                || "mount /proc".into(),
-                mkdir_p(&target, 0o755).and_then(|()| {
-                    mount(
-                        Some(Path::new("proc")),
-                        &target,
-                        Some("proc"),
-                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                        None,
-                    )
-                }),
-            )
-        }
-        Mount::Dev => dev(),
+        Mount::Proc => at(
+            || "mount /proc".into(),
+            mkdir_p(&target, 0o755).and_then(|()| {
+                mount(
+                    Some(Path::new("proc")),
+                    &target,
+                    Some("proc"),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    None,
+                )
+            }),
+        ),
+        Mount::Dev => dev(parents),
     }
 }
 
 /// Binds host `src` at `dst` (recursively) and re-protects it and every submount: read-only when `ro`,
 /// always nosuid and nodev.
-fn bind(src: &Path, dst: &Path, ro: bool, host_mounts: &[PathBuf]) -> Result<(), MountError> {
+fn bind(
+    src: &Path,
+    dst: &Path,
+    ro: bool,
+    host_mounts: &[PathBuf],
+    parents: &mut Parents,
+) -> Result<(), MountError> {
     let what = || format!("bind {}", dst.display());
     let source = under(OLD, src);
     let target = under(NEW, dst);
     let meta = at(what, std::fs::metadata(&source))?;
-    at(what, mount_point(&target, meta.is_dir()))?;
+    at(what, mount_point(&target, meta.is_dir(), parents))?;
     at(
         what,
         mount(
@@ -340,7 +389,7 @@ fn bind(src: &Path, dst: &Path, ro: bool, host_mounts: &[PathBuf]) -> Result<(),
 }
 
 /// A minimal `/dev`: a tmpfs with the host's harmless nodes bound in, `/dev/shm`, and `/proc/self/fd` links.
-fn dev() -> Result<(), MountError> {
+fn dev(parents: &mut Parents) -> Result<(), MountError> {
     let dev = under(NEW, Path::new("/dev"));
     at(
         || "tmpfs /dev".into(),
@@ -361,7 +410,7 @@ fn dev() -> Result<(), MountError> {
         }
         let target = dev.join(node);
         at(|| format!("bind /dev/{node}"), {
-            mount_point(&target, false)
+            mount_point(&target, false, parents)
                 .and_then(|()| mount(Some(&source), &target, None, libc::MS_BIND, None))
                 // Device nodes must keep working: nosuid and noexec, not nodev.
                 .and_then(|()| remount(&target, libc::MS_NOSUID | libc::MS_NOEXEC))
@@ -405,6 +454,19 @@ mod tests {
     fn mountinfo_escapes_are_decoded() {
         assert_eq!(unescape(br"/a\040b\011c\134d"), b"/a b\tc\\d");
         assert_eq!(unescape(br"/x\04"), br"/x\04");
+    }
+
+    #[test]
+    fn a_remembered_parent_is_forgotten_once_something_is_mounted_above_it() {
+        let mut p = Parents {
+            last: Some("/newroot/etc".into()),
+        };
+        p.mounted(Path::new("/newroot/etc"));
+        assert_eq!(p.last.as_deref(), Some(Path::new("/newroot/etc")));
+        p.mounted(Path::new("/newroot/etc2"));
+        assert_eq!(p.last.as_deref(), Some(Path::new("/newroot/etc")));
+        p.mounted(Path::new("/newroot"));
+        assert_eq!(p.last, None);
     }
 
     #[test]
