@@ -423,3 +423,226 @@ fn without_the_filter_the_same_probes_are_not_refused_by_seccomp() {
     }
     assert_eq!(got.get("tcp").map(String::as_str), Some("ok"));
 }
+
+/// A classic BPF interpreter for seccomp programs (the opcodes `seccompiler` and this module emit); an
+/// unknown opcode fails the test.
+fn run_bpf(prog: &[sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&nr.to_ne_bytes());
+    data[4..8].copy_from_slice(&arch.to_ne_bytes());
+    for (i, a) in args.iter().enumerate() {
+        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
+    }
+    let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let mut mem = [0u32; 16];
+    loop {
+        let i = &prog[pc];
+        pc += 1;
+        let k = i.k;
+        let jump = |cond: bool| if cond { i.jt as usize } else { i.jf as usize };
+        match i.code {
+            0x20 => {
+                let o = k as usize;
+                a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
+            }
+            0x00 => a = k,
+            0x01 => x = k,
+            0x02 => mem[k as usize] = a,
+            0x60 => a = mem[k as usize],
+            0x07 => x = a,
+            0x87 => a = x,
+            0x54 => a &= k,
+            0x05 => pc += k as usize,
+            0x15 => pc += jump(a == k),
+            0x25 => pc += jump(a > k),
+            0x35 => pc += jump(a >= k),
+            0x45 => pc += jump(a & k != 0),
+            0x1d => pc += jump(a == x),
+            0x06 => return k,
+            0x16 => return a,
+            op => panic!("opcode {op:#x} not in the test interpreter"),
+        }
+    }
+}
+
+#[test]
+fn the_dispatch_prologue_decides_exactly_as_the_program_alone() {
+    let arch = target_arch().unwrap();
+    let table = rules(&Options::default());
+    // Every syscall number a rule names, its neighbours, the whole usual range, and odd ones.
+    let mut nrs: Vec<u32> = (0..600).collect();
+    nrs.extend([
+        X32_SYSCALL_BIT,
+        X32_SYSCALL_BIT | 101,
+        u32::MAX,
+        0x8000_0000,
+    ]);
+    let values: Vec<u64> = table
+        .iter()
+        .flat_map(|r| r.when.iter())
+        .flat_map(|c| match c.op {
+            Op::Eq(v) | Op::Ne(v) => vec![v, v ^ 1],
+            Op::Masked { mask, value } => vec![value, value ^ mask, mask],
+        })
+        .map(u64::from)
+        .chain([0, 1, 2, 10, u64::from(u32::MAX), u64::MAX, 1 << 32])
+        .collect();
+    let arches = [audit_arch(arch), 0x4000_0003, 0xC000_00B7, 0xC000_003E, 0];
+    let mut compared = 0u64;
+    let mut outcomes = std::collections::BTreeSet::new();
+    for opts in [
+        Options::default(),
+        Options {
+            deny_inet_datagram: true,
+        },
+    ] {
+        let table = rules(&opts);
+        let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
+        for r in &table {
+            let chain = by_errno
+                .entry(r.errno)
+                .or_default()
+                .entry(r.nr)
+                .or_default();
+            if !r.when.is_empty() {
+                let conds = r.when.iter().map(|c| condition(c).unwrap()).collect();
+                chain.push(SeccompRule::new(conds).unwrap());
+            }
+        }
+        for (errno, rules) in by_errno {
+            let nums: Vec<u32> = rules.keys().map(|&n| n as u32).collect();
+            let plain: BpfProgram = SeccompFilter::new(
+                rules,
+                SeccompAction::Allow,
+                SeccompAction::Errno(errno as u32),
+                arch,
+            )
+            .unwrap()
+            .try_into()
+            .unwrap();
+            let fast = with_dispatch(plain.clone(), audit_arch(arch), &nums);
+            assert!(fast.len() > plain.len(), "the prologue was added");
+            for &a in &arches {
+                for &nr in &nrs {
+                    let named = nums.contains(&nr);
+                    let arg_sets: Vec<[u64; 6]> = if named {
+                        values
+                            .iter()
+                            .map(|&v| [v; 6])
+                            .chain(
+                                values
+                                    .iter()
+                                    .zip(values.iter().rev())
+                                    .map(|(&v, &w)| [v, w, v, w, v, w]),
+                            )
+                            .collect()
+                    } else {
+                        vec![[0; 6], [u64::MAX; 6]]
+                    };
+                    for args in arg_sets {
+                        let got = run_bpf(&fast, nr, a, args);
+                        assert_eq!(
+                            got,
+                            run_bpf(&plain, nr, a, args),
+                            "errno {errno}: nr {nr} arch {a:#x} args {args:x?}"
+                        );
+                        outcomes.insert(got & libc::SECCOMP_RET_ACTION_FULL);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 10_000, "{compared}");
+    // The comparison saw every kind of decision: allowed, refused with an errno, killed (foreign arch).
+    assert!(
+        outcomes.contains(&libc::SECCOMP_RET_ALLOW)
+            && outcomes.contains(&libc::SECCOMP_RET_ERRNO)
+            && outcomes.contains(&libc::SECCOMP_RET_KILL_PROCESS),
+        "{outcomes:x?}"
+    );
+}
+
+/// What the kernel answers with `progs` installed as separate filters, in order: every filter runs, the
+/// most severe action wins, a tie goes to the newest filter (`seccomp_run_filters`).
+fn run_separately(progs: &[BpfProgram], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
+    let action = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
+    let mut ret = libc::SECCOMP_RET_ALLOW;
+    for p in progs.iter().rev() {
+        let r = run_bpf(p, nr, arch, args);
+        if action(r) < action(ret) {
+            ret = r;
+        }
+    }
+    ret
+}
+
+#[test]
+fn the_merged_filter_decides_exactly_as_the_separate_programs() {
+    let arch = target_arch().unwrap();
+    let mut values: Vec<u64> = [Options::default()]
+        .iter()
+        .flat_map(rules)
+        .flat_map(|r| r.when)
+        .flat_map(|c| match c.op {
+            Op::Eq(v) | Op::Ne(v) => vec![v, v ^ 1],
+            Op::Masked { mask, value } => vec![value, value ^ mask, mask],
+        })
+        .map(u64::from)
+        .collect();
+    values.extend([0, 1, 2, 10, u64::from(u32::MAX), u64::MAX, 1 << 32]);
+    let mut nrs: Vec<u32> = (0..600).collect();
+    nrs.extend([
+        X32_SYSCALL_BIT,
+        X32_SYSCALL_BIT | 101,
+        u32::MAX,
+        0x8000_0000,
+    ]);
+    let arches = [audit_arch(arch), 0x4000_0003, 0xC000_00B7, 0xC000_003E, 0];
+    let mut outcomes = std::collections::BTreeSet::new();
+    for opts in [
+        Options::default(),
+        Options {
+            deny_inet_datagram: true,
+        },
+    ] {
+        let progs = filters(&opts).unwrap();
+        let merged = merge(&progs);
+        assert_eq!(merged.len(), 1, "merged into one filter");
+        assert_eq!(
+            merged[0].len(),
+            progs.iter().map(Vec::len).sum::<usize>(),
+            "nothing added or dropped"
+        );
+        for &a in &arches {
+            for &nr in &nrs {
+                for (i, &v) in values.iter().enumerate() {
+                    let w = values[values.len() - 1 - i];
+                    for args in [[v; 6], [v, w, v, w, v, w], [w, v, w, v, w, v]] {
+                        let got = run_bpf(&merged[0], nr, a, args);
+                        assert_eq!(
+                            got,
+                            run_separately(&progs, nr, a, args),
+                            "nr {nr} arch {a:#x} args {args:x?}"
+                        );
+                        outcomes.insert(got);
+                    }
+                }
+            }
+        }
+    }
+    // Allowed, each errno of the table, the x32 ENOSYS, and the foreign-architecture kill were all seen.
+    for want in [
+        libc::SECCOMP_RET_ALLOW,
+        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32,
+        libc::SECCOMP_RET_ERRNO | libc::EPROTONOSUPPORT as u32,
+        libc::SECCOMP_RET_KILL_PROCESS,
+    ] {
+        assert!(
+            outcomes.contains(&want),
+            "{want:#x} not seen: {outcomes:x?}"
+        );
+    }
+}
