@@ -29,8 +29,8 @@
 //! * `tcp_fastopen {host, port}`: `sendto(…, MSG_FASTOPEN, addr)` on a fresh TCP socket (2 s send timeout).
 //! * `unix_connect {path}`: connect to a path unix socket.
 //! * `ptrace {pid}`: `PTRACE_SEIZE` from a short-lived thread (its exit detaches; the tracee never stops).
-//! * `fork_bomb {max}`: fork up to `max` (≤ 2000) children that sleep 5 s and exit by themselves; escaped if
-//!   all `max` forks succeeded. A background thread reaps them.
+//! * `fork_bomb {max}`: fork up to `max` (≤ 2000) sleeping children; escaped if all `max` forks succeeded.
+//!   They are killed and reaped right after counting (the process limit is per user machine-wide).
 //! * `alloc {mib, touch_mib?}`: `mmap` `mib` MiB (MAP_NORESERVE) and touch up to `touch_mib` MiB of it
 //!   (default: at most 1 GiB and a quarter of MemAvailable, so a run without a sandbox cannot exhaust the
 //!   host); escaped if the mapping succeeded.
@@ -665,7 +665,8 @@ fn fork_bomb(args: &Value) -> ProbeResult {
         // multi-threaded process is sound; it never returns into Rust code.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: see above; the child sleeps 5 s and exits without running destructors or atexit hooks.
+            // SAFETY: see above; the child sleeps (at most 5 s, usually killed at once) and exits without running
+            // destructors or atexit hooks.
             unsafe {
                 libc::sleep(5);
                 libc::_exit(0);
@@ -678,31 +679,21 @@ fn fork_bomb(args: &Value) -> ProbeResult {
         children.push(pid);
     }
     let forked = children.len();
-    // Reap in the background so zombies do not pile up; each child exits by itself after 5 s. At the process
-    // limit even a thread may not start: then reap here (at most 5 s).
-    let reap = |children: Vec<libc::pid_t>| {
-        for pid in children {
-            let mut status = 0;
-            // SAFETY: waits for one specific child of ours; `status` is a valid out pointer.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-        }
-    };
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<libc::pid_t>>();
-    if std::thread::Builder::new()
-        .spawn(move || {
-            if let Ok(children) = rx.recv() {
-                reap(children);
-            }
-        })
-        .is_ok()
-    {
-        let _ = tx.send(children);
-    } else {
-        reap(children);
+    // Counted: now kill and reap them at once. The process limit is per user across the whole machine, so
+    // children left sleeping would keep other processes of this uid (other tests, other servers) from
+    // forking until they exit.
+    for &pid in &children {
+        // SAFETY: signals one specific child of ours.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for pid in children {
+        let mut status = 0;
+        // SAFETY: waits for one specific child of ours; `status` is a valid out pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
     }
     let detail = match failure {
         Some(e) => format!("forked {forked} of {max} children, then fork failed: {e}"),
-        None => format!("forked all {max} children (each exits after 5 s)"),
+        None => format!("forked all {max} children (killed right after counting)"),
     };
     Ok(Outcome {
         escaped: forked as u64 >= max,
