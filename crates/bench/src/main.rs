@@ -318,13 +318,23 @@ fn proxy_main(args: Args) -> Result<()> {
         elapsed,
         stopped_early,
     );
-    if let Some(out) = &args.json_out {
-        std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")
+    emit(&report, args.json_out.as_deref(), args.format, print_text)
+}
+
+/// Writes a report: to `json_out` as JSON when asked, and to stdout as JSON or as text.
+pub(crate) fn emit(
+    report: &Value,
+    json_out: Option<&Path>,
+    format: Format,
+    text: fn(&Value),
+) -> Result<()> {
+    if let Some(out) = json_out {
+        std::fs::write(out, serde_json::to_string_pretty(report)? + "\n")
             .with_context(|| format!("writing {}", out.display()))?;
     }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Text => print_text(&report),
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Text => text(report),
     }
     Ok(())
 }

@@ -265,15 +265,7 @@ pub(crate) fn run(args: &SpawnArgs) -> Result<()> {
             }).collect::<Vec<_>>(),
         },
     });
-    if let Some(p) = &args.json_out {
-        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Text => print_text(&report),
-    }
-    Ok(())
+    crate::emit(&report, args.json_out.as_deref(), args.format, print_text)
 }
 
 fn ms(d: Duration) -> f64 {
