@@ -14,6 +14,7 @@ use serde_json::json;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -338,6 +339,33 @@ fn no_new_privs_and_own_hostname(user: User) {
     assert_eq!(lines[2], user.uid().to_string());
 }
 
+/// The processes (pid, cmdline, fd) holding an fd on `pipe` (`pipe:[inode]`), other than this test process.
+fn pipe_holders(pipe: &Path) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for proc_dir in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = proc_dir.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        for fd in std::fs::read_dir(proc_dir.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l == pipe) {
+                let cmd = std::fs::read(proc_dir.path().join("cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                out.push(format!(
+                    "pid {pid} fd {}: {cmd}",
+                    fd.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn exit_status_is_the_servers(user: User) {
     let w = World::new(user);
     assert_eq!(w.sh("exit 7").code, Some(7));
@@ -354,17 +382,25 @@ fn stdin_and_stdout_are_the_servers_own_pipes(user: User) {
     stdin.write_all(b"{\"jsonrpc\":\"2.0\"}\n").unwrap();
     drop(stdin);
     let started = Instant::now();
+    let mut stdout = child.stdout.take().unwrap();
+    // If the pipe is still open after 5 s, name the processes that hold it (the failure message says who).
+    let pipe = std::fs::read_link(format!("/proc/self/fd/{}", stdout.as_raw_fd())).unwrap();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let holders = std::thread::spawn(
+        move || match finished.recv_timeout(Duration::from_secs(5)) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Vec::new(),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => pipe_holders(&pipe),
+        },
+    );
     let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    stdout.read_to_string(&mut out).unwrap();
+    let _ = done.send(());
     assert_eq!(out, "{\"jsonrpc\":\"2.0\"}\n");
+    let elapsed = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "stdout stayed open until the server exited, not when it closed it"
+        elapsed < Duration::from_secs(20),
+        "stdout stayed open until the server exited, not when it closed it; holders after 5 s: {:?}",
+        holders.join().unwrap()
     );
     assert!(
         child.try_wait().unwrap().is_none(),
