@@ -246,8 +246,9 @@ fn check_listed(
     ))
 }
 
-/// The IP address a rule names, if its pattern is an IP literal (IPv6 with or without brackets).
-fn rule_ip(rule: &HostRule) -> Option<IpAddr> {
+/// The IP address a rule names, if its pattern is an IP literal (IPv6 with or without brackets). Shared with
+/// the egress proxy, where such a rule is the only way to reach a [`special_ip`] address.
+pub fn rule_ip(rule: &HostRule) -> Option<IpAddr> {
     let p = rule.host.as_str();
     let p = p
         .strip_prefix('[')
@@ -264,8 +265,10 @@ fn hint_host(ip: IpAddr) -> String {
     }
 }
 
-/// Why `ip` must not be reached without an exact rule, if it is special.
-fn special_ip(ip: IpAddr) -> Option<String> {
+/// Why `ip` must not be reached without an exact rule, if it is special (a reason phrase such as "a loopback
+/// address (this machine)"). The one classifier for URL arguments here and resolved addresses in the egress
+/// proxy.
+pub fn special_ip(ip: IpAddr) -> Option<String> {
     match ip {
         IpAddr::V4(v4) => special_v4(v4).map(str::to_owned),
         IpAddr::V6(v6) => special_v6(v6),
