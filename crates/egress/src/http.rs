@@ -107,11 +107,15 @@ pub(crate) struct Request<'a> {
 /// Parses a head returned by [`read_head`]. The error is a one-line reason for a 400.
 pub(crate) fn parse(head: &[u8]) -> Result<Request<'_>, String> {
     let body = head.strip_suffix(b"\r\n\r\n").unwrap_or(head);
-    let mut lines = body.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r"));
-    let line = lines
-        .next()
-        .flatten()
-        .ok_or("the request line does not end in CRLF")?;
+    let lines = crlf_lines(body);
+    if lines
+        .iter()
+        .any(|l| l.contains(&b'\n') || l.contains(&b'\r'))
+    {
+        return Err("a line ends in a bare LF or holds a bare CR; lines must end in CRLF".into());
+    }
+    let mut lines = lines.into_iter();
+    let line = lines.next().unwrap_or_default();
     let line = std::str::from_utf8(line).map_err(|_| "the request line is not UTF-8")?;
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
@@ -140,7 +144,6 @@ pub(crate) fn parse(head: &[u8]) -> Result<Request<'_>, String> {
     };
     let mut headers = Vec::new();
     for l in lines {
-        let l = l.ok_or("a header line does not end in CRLF")?;
         if l.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
             return Err("folded header lines are not accepted".into());
         }
@@ -159,6 +162,17 @@ pub(crate) fn parse(head: &[u8]) -> Result<Request<'_>, String> {
         version,
         headers,
     })
+}
+
+/// Splits on CRLF only.
+fn crlf_lines(mut b: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        out.push(&b[..i]);
+        b = &b[i + 2..];
+    }
+    out.push(b);
+    out
 }
 
 fn is_tchar(b: u8) -> bool {
