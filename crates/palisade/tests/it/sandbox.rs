@@ -376,11 +376,10 @@ fn stdin_and_stdout_are_the_servers_own_pipes(user: User) {
     let w = World::new(user);
     // The server's stdin is the launcher's pipe (nothing of the spec frame left in it), and its stdout
     // closes when the server closes it, even though the helper and PID 1 live on.
-    // The server echoes one line, closes its stdout and keeps running for 30 s: the read below must end long
-    // before that. (It reads one line rather than to end of input: under parallel tests in one process, end of
-    // input on this pipe was once seen to arrive late — see the holders diagnostic below — and this test is
-    // about stdout.)
-    let mut child = start(user, &w.spec("head -n 1; exec >&-; sleep 30"));
+    // The server echoes its input to end of input, closes its stdout and keeps running for 30 s: the read
+    // below must end long before that. (This caught the helper keeping the server's pipes when its
+    // `/dev/null` open raced PID 1's pivot_root: see `release_stdio` in the sandbox helper.)
+    let mut child = start(user, &w.spec("cat; exec >&-; sleep 30"));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"{\"jsonrpc\":\"2.0\"}\n").unwrap();
     drop(stdin);

@@ -159,16 +159,22 @@ fn reap(target: libc::pid_t, any: bool) -> Option<i32> {
     }
 }
 
-/// Points stdin and stdout at `/dev/null`, so this process holds no end of the server's pipes.
-fn release_stdio() {
-    // SAFETY: the path is NUL-terminated; dup2 onto 0 and 1 replaces them atomically; the temporary fd
-    // is closed once duplicated.
-    unsafe {
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if fd >= 0 {
-            libc::dup2(fd, 0);
-            libc::dup2(fd, 1);
-            libc::close(fd);
+/// Points stdin and stdout at `null` (a `/dev/null` opened before any namespace change), so this process
+/// holds no end of the server's pipes.
+///
+/// The descriptor must be opened early: the helper shares its mount namespace with PID 1, and PID 1's
+/// `pivot_root` moves the root of every process in that namespace, the helper's included. Opening
+/// `/dev/null` by path at this point could land while the new root has no `/dev` yet, and a silent failure
+/// left the server's stdout open in the helper until the sandbox ended.
+fn release_stdio(null: RawFd) {
+    // SAFETY: `null` is an open descriptor owned by this process; dup2 onto 0 and 1 replaces them atomically.
+    let ok = unsafe { libc::dup2(null, 0) >= 0 && libc::dup2(null, 1) >= 0 };
+    if !ok {
+        // Holding the server's pipes would keep its output open after it closed it: give them up anyway.
+        // SAFETY: closing our own stdin/stdout.
+        unsafe {
+            libc::close(0);
+            libc::close(1);
         }
     }
 }
@@ -215,6 +221,10 @@ pub fn run_helper(spec_fd: i32) -> ! {
     // SAFETY: getppid cannot fail.
     let parent = unsafe { libc::getppid() };
     let spec = read_spec(spec_fd).unwrap_or_else(|e| fail("read spec", e));
+    // Opened before any namespace change: see `release_stdio`. Close-on-exec, so the server never has it.
+    // SAFETY: the path is NUL-terminated; the returned descriptor is owned by this process.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    check("open /dev/null", null);
     if spec_fd != 0 {
         // SAFETY: the fd was handed to us for this purpose and is not used again.
         unsafe { libc::close(spec_fd) };
@@ -286,16 +296,16 @@ pub fn run_helper(spec_fd: i32) -> ! {
     if pid1 > 0 {
         // SAFETY: our copy of the read end is not used; the write end stays open until we exit.
         unsafe { libc::close(alive[0]) };
-        release_stdio();
+        release_stdio(null);
         supervise(pid1, false);
     }
     // SAFETY: the child's copy of the write end must be closed for the end-of-file check below.
     unsafe { libc::close(alive[1]) };
-    init(&spec, alive[0]);
+    init(&spec, alive[0], null);
 }
 
 /// PID 1 of the new PID namespace (steps 6–9).
-fn init(spec: &SandboxSpec, alive: RawFd) -> ! {
+fn init(spec: &SandboxSpec, alive: RawFd, null: RawFd) -> ! {
     // SAFETY: prctl with integer arguments only.
     check("PR_SET_PDEATHSIG", unsafe {
         libc::prctl(
@@ -340,7 +350,7 @@ fn init(spec: &SandboxSpec, alive: RawFd) -> ! {
     if server == 0 {
         exec.run(spec);
     }
-    release_stdio();
+    release_stdio(null);
     supervise(server, true);
 }
 
