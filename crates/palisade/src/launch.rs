@@ -3,6 +3,7 @@
 //! start a server the same way.
 
 use anyhow::{Result, bail};
+use palisade_sandbox::spec::{Mount, NetMode, SandboxSpec};
 use palisade_sandbox::{LaunchSpec, Launched, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::path::PathBuf;
 
@@ -30,4 +31,121 @@ pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
     let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();
     let description = format!("{}{notes}", launcher.describe());
     Ok((launched, description))
+}
+
+/// The effective sandbox as one readable block for stderr: what the server sees, may change and may run.
+pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec) -> String {
+    let mut ro = Vec::new();
+    let mut rw = Vec::new();
+    let mut empty = Vec::new();
+    let mut etc = 0usize;
+    for m in &spec.mounts {
+        match m {
+            // The handful of /etc files every program needs are summed up, not listed.
+            Mount::RoBind { dst, .. } if dst.starts_with("/etc") => etc += 1,
+            Mount::RoBind { dst, .. } => ro.push(dst.display().to_string()),
+            Mount::RwBind { dst, .. } => rw.push(dst.display().to_string()),
+            Mount::Tmpfs { dst, .. } => empty.push(dst.display().to_string()),
+            Mount::Symlink { .. } | Mount::Proc | Mount::Dev => {}
+        }
+    }
+    if etc > 0 {
+        ro.push(format!("{etc} files in /etc"));
+    }
+    let run: Vec<String> = spec
+        .landlock
+        .read_exec
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let net = match spec.net {
+        NetMode::None => "none (its own loopback only)",
+    };
+    let r = &spec.rlimits;
+    let mut limits = Vec::new();
+    if let Some(a) = r.address_space {
+        limits.push(format!("{} GiB address space", a >> 30));
+    }
+    if let Some(p) = r.processes {
+        limits.push(format!("{p} processes"));
+    }
+    if let Some(f) = r.open_files {
+        limits.push(format!("{f} open files"));
+    }
+    limits.push("no core dumps".into());
+    format!(
+        "palisade: sandbox of `{name}`:\n  read-only:  {}\n  read-write: {}\n  empty:      {}\n  may run:    {}\n  network:    {net}\n  limits:     {}",
+        list(&ro, 8),
+        if rw.is_empty() {
+            "nothing".to_owned()
+        } else {
+            list(&rw, 8)
+        },
+        list(&empty, 8),
+        list(&run, 8),
+        limits.join(", "),
+    )
+}
+
+/// Up to `max` items, then how many more.
+fn list(items: &[String], max: usize) -> String {
+    let mut out = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        out.push_str(&format!(" (+{} more)", items.len() - max));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sandbox::spec::{LandlockRules, Rlimits};
+
+    #[test]
+    fn the_sandbox_block_names_what_the_server_sees_and_may_run() {
+        let spec = SandboxSpec {
+            argv: vec!["/usr/bin/node".into()],
+            env: vec![],
+            cwd: "/work".into(),
+            mounts: vec![
+                Mount::RoBind {
+                    src: "/usr".into(),
+                    dst: "/usr".into(),
+                },
+                Mount::RwBind {
+                    src: "/work/out".into(),
+                    dst: "/work/out".into(),
+                },
+                Mount::Tmpfs {
+                    dst: "/home/me".into(),
+                    size: 1,
+                },
+                Mount::Proc,
+            ],
+            landlock: LandlockRules {
+                read_exec: vec!["/usr/bin/node".into()],
+                ..LandlockRules::default()
+            },
+            rlimits: Rlimits::default(),
+            net: NetMode::None,
+            hostname: "sandbox".into(),
+            pids_cgroup: None,
+        };
+        let text = describe_sandbox("srv", &spec);
+        assert!(text.contains("read-only:  /usr\n"), "{text}");
+        assert!(text.contains("read-write: /work/out\n"), "{text}");
+        assert!(text.contains("empty:      /home/me\n"), "{text}");
+        assert!(text.contains("may run:    /usr/bin/node\n"), "{text}");
+        assert!(text.contains("network:    none"), "{text}");
+        assert!(text.contains("256 processes"), "{text}");
+        assert_eq!(
+            list(&["a".into(), "b".into(), "c".into()], 2),
+            "a, b (+1 more)"
+        );
+    }
 }

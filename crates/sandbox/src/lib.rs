@@ -145,6 +145,8 @@ pub struct Launched {
     pub notes: Vec<String>,
     /// The sandbox's pids cgroup (root only): remove it once the server has exited.
     pub cgroup: Option<CgroupDir>,
+    /// The sandbox the server runs in, as applied (`None` for an unsandboxed launch), for the banner.
+    pub applied: Option<spec::SandboxSpec>,
 }
 
 /// A cgroup made for one server, removed by [`CgroupDir::remove`] once the server has exited (a `kill -9`
@@ -247,6 +249,7 @@ impl Launcher for Plain {
             watchdog_pid,
             notes: Vec::new(),
             cgroup: None,
+            applied: None,
         })
     }
 }

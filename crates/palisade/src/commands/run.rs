@@ -28,6 +28,9 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     };
     // Launch before any thread exists (the launcher may fork).
     let (mut launched, isolation) = crate::launch::start(s)?;
+    if let Some(applied) = &launched.applied {
+        eprintln!("{}", crate::launch::describe_sandbox(&s.name, applied));
+    }
     let pid = launched.child.id();
     eprintln!(
         "palisade: running `{}` (pid {pid}) as a {isolation}\npalisade: policy: {} ({:?} profile); audit: {}; pins: {}",

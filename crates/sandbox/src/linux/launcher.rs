@@ -139,6 +139,7 @@ impl Launcher for Sandboxed {
                 watchdog_pid: Some(wd_pid),
                 notes,
                 cgroup,
+                applied: Some(sandbox),
             }),
             Err(e) => {
                 let _ = child.kill();
