@@ -366,9 +366,9 @@ impl Pipeline {
         let (tool, args) = match (tool, args) {
             (Some(t), Ok(a)) => (t, a),
             (None, _) => {
-                return self.malformed(id, "tools/call", "`params.name` must be a string", st);
+                return self.malformed(id, "tools/call", "`params.name` must be a string");
             }
-            (Some(_), Err(e)) => return self.malformed(id, "tools/call", e, st),
+            (Some(_), Err(e)) => return self.malformed(id, "tools/call", e),
         };
         let call = Call { id, tool, args };
         let verdict = self
@@ -411,7 +411,7 @@ impl Pipeline {
         }
     }
 
-    fn malformed(&self, id: &Id, method: &str, detail: &str, _st: &mut SessionState) -> Outcome {
+    fn malformed(&self, id: &Id, method: &str, detail: &str) -> Outcome {
         let reason = DenyReason::MalformedParams {
             method: method.into(),
             detail: detail.into(),
