@@ -48,7 +48,7 @@ pub mod writer;
 
 pub use chain::{GENESIS, TORN_REASON};
 pub use event::{Decision, Event, Kind, Status, now_rfc3339};
-pub use redaction::{is_secret_key, redact, redact_str};
+pub use redaction::{SecretSpan, find_secrets, is_secret_key, redact, redact_str};
 pub use render::{POLL, follow, format_human};
 pub use verifier::{Broken, BrokenReason, VerifySummary, verify};
 pub use writer::{AuditLog, ExclusiveFile, MAX_TAIL_BYTES, MAX_TORN_LINES, Sink};

@@ -10,13 +10,17 @@
 //!   other string goes through [`redact_str`].
 //! * [`redact_str`] masks secrets found inside free text **in place**, keeping the text around them:
 //!   known token formats (GitHub, GitLab, Slack, OpenAI, Anthropic, AWS access key ids, Google API keys,
-//!   Stripe, JWTs, PEM private keys), the password of `scheme://user:pass@host`, the credential after
+//!   Stripe, Hugging Face, npm, PyPI, JWTs, PEM private keys), the password of `scheme://user:pass@host`, the credential after
 //!   `Bearer`, and the value in `password=…`/`"token": "…"`-style pairs.
 //!
 //! A masked secret becomes `[REDACTED:<kind>]`, e.g. `[REDACTED:github-token]`, so a reader still sees that
 //! a token was there and of what sort. Placeholders such as `AKIAXXXXXXXXXXXXXXXX` (fewer than five
 //! distinct characters after the prefix) and too-short strings are left alone. The redactor errs towards
 //! masking: a false positive costs a log reader some context, a false negative leaks a credential.
+//!
+//! [`find_secrets`] reports where those same patterns match (kind and byte range) without masking, for
+//! callers that must point at a secret rather than hide it (`palisade scan`); one list of token formats
+//! serves both.
 //!
 //! All patterns are compiled once ([`LazyLock`]); text with no candidate at all is rejected by one
 //! [`RegexSet`] pass and returned borrowed.
@@ -112,6 +116,21 @@ const PATTERNS: &[Pattern] = &[
     Pattern {
         kind: "google-api-key",
         regex: r"\bAIza([0-9A-Za-z_-]{35})",
+        mask: Mask::Token,
+    },
+    Pattern {
+        kind: "huggingface-token",
+        regex: r"\bhf_([A-Za-z0-9]{30,})\b",
+        mask: Mask::Token,
+    },
+    Pattern {
+        kind: "npm-token",
+        regex: r"\bnpm_([A-Za-z0-9]{36})\b",
+        mask: Mask::Token,
+    },
+    Pattern {
+        kind: "pypi-token",
+        regex: r"\bpypi-AgEIcHlwaS5vcmc([A-Za-z0-9_-]{50,})",
         mask: Mask::Token,
     },
     Pattern {
@@ -253,6 +272,60 @@ fn mask(p: &Pattern, c: &Captures<'_>) -> String {
             format!("{keep}[REDACTED:{}]{after}", p.kind)
         }
     }
+}
+
+/// A secret located by [`find_secrets`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpan {
+    /// The kind, as in `[REDACTED:<kind>]`: `github-token`, `url-password`, `secret-field`, …
+    pub kind: &'static str,
+    /// Byte range of the secret in the text: the whole token, or only the masked value for the kinds that
+    /// keep a prefix (`url-password`, `authorization`, `bearer`, `secret-field`).
+    pub range: std::ops::Range<usize>,
+    /// Length of the token's fixed, non-secret prefix at the start of `range` (`ghp_`, `sk-ant-`, `AKIA`);
+    /// 0 when the kind has none.
+    pub prefix_len: usize,
+}
+
+/// Where [`redact_str`] would mask something in `text`, in order of position, without overlaps (the pattern
+/// [`redact_str`] applies first wins). Placeholders are skipped exactly as [`redact_str`] skips them.
+pub fn find_secrets(text: &str) -> Vec<SecretSpan> {
+    let hits = ANY.matches(text);
+    let mut out: Vec<SecretSpan> = Vec::new();
+    for i in hits.iter() {
+        let (p, re) = (&PATTERNS[i], &COMPILED[i]);
+        for c in re.captures_iter(text) {
+            let whole = c.get(0).expect("group 0 always matches");
+            let (range, prefix_len) = match p.mask {
+                Mask::Whole => (whole.range(), 0),
+                Mask::Token => {
+                    let body = c.get(1).map_or("", |m| m.as_str());
+                    if looks_like_placeholder(body) {
+                        continue;
+                    }
+                    let prefix = c.get(1).map_or(0, |m| m.start() - whole.start());
+                    (whole.range(), prefix)
+                }
+                Mask::Value => match c.get(2) {
+                    Some(m) => (m.range(), 0),
+                    None => continue,
+                },
+            };
+            if out
+                .iter()
+                .any(|f| f.range.start < range.end && range.start < f.range.end)
+            {
+                continue;
+            }
+            out.push(SecretSpan {
+                kind: p.kind,
+                range,
+                prefix_len,
+            });
+        }
+    }
+    out.sort_by_key(|f| f.range.start);
+    out
 }
 
 /// `xxxxxxxx…`, `00000000…`, `XXXX-XXXX…`: too few distinct characters to be a real random token.

@@ -331,3 +331,34 @@ fn secret_key_names_are_matched_case_and_separator_insensitively() {
         assert!(!is_secret_key(k), "{k}");
     }
 }
+
+#[test]
+fn huggingface_npm_and_pypi_tokens_are_masked() {
+    masks(&format!("hf_{}", body(34, ALNUM)), "huggingface-token");
+    masks(&format!("npm_{}", body(36, ALNUM)), "npm-token");
+    masks(
+        &format!("pypi-AgEIcHlwaS5vcmc{}", body(60, URLSAFE)),
+        "pypi-token",
+    );
+    keeps("hf_short npm_abc pypi-AgEIcHlwaS5vcmc");
+}
+
+#[test]
+fn find_secrets_locates_what_redact_str_masks() {
+    let gh = format!("ghp_{}", body(36, ALNUM));
+    let text = format!("use {gh} and postgres://app:Pw{}@db/x", body(12, ALNUM));
+    let found = find_secrets(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].kind, "github-token");
+    assert_eq!(&text[found[0].range.clone()], gh);
+    assert_eq!(found[0].prefix_len, 4);
+    assert_eq!(found[1].kind, "url-password");
+    assert!(text[found[1].range.clone()].starts_with("Pw"));
+    assert_eq!(found[1].prefix_len, 0);
+}
+
+#[test]
+fn find_secrets_skips_placeholders_and_clean_text() {
+    assert!(find_secrets("ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").is_empty());
+    assert!(find_secrets("nothing to see here").is_empty());
+}
