@@ -162,6 +162,7 @@ pub(crate) fn run(args: &SpawnArgs) -> Result<()> {
             write_roots: Vec::new(),
             home: Some(home.home()),
             extra_exec: Vec::new(),
+            egress: false,
         };
         let launchers: [(&str, &dyn Launcher); 2] = [("plain", &plain), ("sandboxed", &sandboxed)];
         for _ in 0..args.warmup {

@@ -126,6 +126,10 @@ impl EgressPolicy {
                 if self.ip_named(*ip, port) {
                     return Ok(());
                 }
+                // Named, but for another port: the port is what is not allowed.
+                if self.allow_ips.iter().any(|(a, _)| a == ip) {
+                    return Err(Refused::HostNotAllowed);
+                }
                 if let Some(why) = special_ip(*ip) {
                     return Err(Refused::SpecialAddress { ip: *ip, why });
                 }
@@ -153,5 +157,31 @@ impl EgressPolicy {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_policy::{Glob, HostRule};
+
+    #[test]
+    fn an_exact_ip_rule_with_a_port_refuses_other_ports_as_not_allowed() {
+        let policy = EgressPolicy::new(&NetRules {
+            allow: vec![HostRule {
+                host: Glob::new("127.0.0.1").unwrap(),
+                port: Some(8080),
+            }],
+        });
+        let lo = Host::Ip("127.0.0.1".parse().unwrap());
+        assert_eq!(policy.check_host(&lo, 8080), Ok(()));
+        // The address is named: the port is what is refused (not "loopback needs a rule").
+        assert_eq!(policy.check_host(&lo, 9090), Err(Refused::HostNotAllowed));
+        // An address no rule names is refused as special.
+        let other = Host::Ip("127.0.0.2".parse().unwrap());
+        assert!(matches!(
+            policy.check_host(&other, 8080),
+            Err(Refused::SpecialAddress { .. })
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //! start a server the same way.
 
 use anyhow::{Result, bail};
+use palisade_policy::NetRules;
 use palisade_sandbox::spec::{Mount, NetMode, SandboxSpec};
 use palisade_sandbox::{LaunchSpec, Launched, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
         write_roots: s.policy.fs.write.clone(),
         home: std::env::var_os("HOME").map(PathBuf::from),
         extra_exec: s.allow_exec.clone(),
+        egress: !s.policy.net.allow.is_empty(),
     };
     let launched = launcher.launch(&spec)?;
     let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();
@@ -33,8 +35,9 @@ pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
     Ok((launched, description))
 }
 
-/// The effective sandbox as one readable block for stderr: what the server sees, may change and may run.
-pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec) -> String {
+/// The effective sandbox as one readable block for stderr: what the server sees, may change and may run,
+/// and where it may connect (`net`: the policy's allowlist).
+pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec, net: &NetRules) -> String {
     let mut ro = Vec::new();
     let mut rw = Vec::new();
     let mut empty = Vec::new();
@@ -58,8 +61,22 @@ pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec) -> String {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    let net = match spec.net {
-        NetMode::None => "none (its own loopback only)",
+    let net = match &spec.net {
+        NetMode::None => "none (its own loopback only)".to_owned(),
+        NetMode::Proxy { port, .. } => {
+            let hosts: Vec<String> = net
+                .allow
+                .iter()
+                .map(|r| match r.port {
+                    Some(p) => format!("{}:{p}", r.host.as_str()),
+                    None => r.host.as_str().to_owned(),
+                })
+                .collect();
+            format!(
+                "only through palisade's egress proxy (127.0.0.1:{port} inside) to {}",
+                list(&hosts, 8)
+            )
+        }
     };
     let r = &spec.rlimits;
     let mut limits = Vec::new();
@@ -136,7 +153,7 @@ mod tests {
             hostname: "sandbox".into(),
             pids_cgroup: None,
         };
-        let text = describe_sandbox("srv", &spec);
+        let text = describe_sandbox("srv", &spec, &NetRules::default());
         assert!(text.contains("read-only:  /usr\n"), "{text}");
         assert!(text.contains("read-write: /work/out\n"), "{text}");
         assert!(text.contains("empty:      /home/me\n"), "{text}");

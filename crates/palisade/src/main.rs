@@ -9,6 +9,7 @@ mod audit_map;
 mod cli;
 mod commands;
 mod dirs;
+mod egress;
 mod launch;
 mod pins;
 mod proxy;

@@ -32,8 +32,9 @@ use palisade_mcp::{Framer, Message, ReadEvent};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ChildStdin, ChildStdout};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use crate::pins::{PinStore, ServerPins};
@@ -55,6 +56,37 @@ pub(crate) enum Ended {
     ServerGone,
 }
 
+/// Audit events produced off the loop's thread (the egress proxy's connections), handed to the loop,
+/// which alone writes the audit log: a channel plus a non-blocking pipe that wakes its `poll`.
+pub(crate) struct Inbox {
+    rx: Receiver<Event>,
+    wake: OwnedFd,
+}
+
+/// The sending side of an [`Inbox`]; cheap to share between threads.
+pub(crate) struct Outbox {
+    tx: Sender<Event>,
+    wake: OwnedFd,
+}
+
+impl Outbox {
+    /// Hands `ev` to the loop. Never blocks: a full wake-up pipe already means "look".
+    pub(crate) fn send(&self, ev: Event) {
+        if self.tx.send(ev).is_ok() {
+            let _ = rustix::io::write(&self.wake, b"!");
+        }
+    }
+}
+
+/// A connected [`Inbox`] and [`Outbox`].
+pub(crate) fn inbox() -> io::Result<(Inbox, Outbox)> {
+    let (r, w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )?;
+    let (tx, rx) = channel();
+    Ok((Inbox { rx, wake: r }, Outbox { tx, wake: w }))
+}
+
 /// The proxy's state; owned by the one thread that runs [`Proxy::run`].
 pub(crate) struct Proxy {
     pub(crate) server: String,
@@ -68,6 +100,8 @@ pub(crate) struct Proxy {
     close_server_in: bool,
     audit: Option<AuditLog>,
     pins: PinStore,
+    /// Events from other threads, recorded by this one.
+    inbox: Option<Inbox>,
 }
 
 impl Proxy {
@@ -94,7 +128,24 @@ impl Proxy {
             close_server_in: false,
             audit,
             pins,
+            inbox: None,
         })
+    }
+
+    /// Records the events `inbox` receives, in the loop (see [`Inbox`]).
+    pub(crate) fn set_inbox(&mut self, inbox: Inbox) {
+        self.inbox = Some(inbox);
+    }
+
+    /// Records whatever waits in the inbox.
+    pub(crate) fn drain_inbox(&mut self) {
+        let Some(inbox) = &self.inbox else { return };
+        let mut sink = [0u8; 256];
+        while matches!(rustix::io::read(&inbox.wake, &mut sink), Ok(n) if n > 0) {}
+        let events: Vec<Event> = inbox.rx.try_iter().collect();
+        for ev in events {
+            self.append(ev);
+        }
     }
 
     /// Runs until the server's output closes. After the client's input ends, palisade waits (up to
@@ -155,8 +206,8 @@ impl Proxy {
 
             let read_client = client.is_some() && self.to_server.len() < BACKPRESSURE_BYTES;
             let write_server = !self.to_server.is_empty() && self.server_in.is_some();
-            let (client_ready, server_ready, writable) = {
-                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+            let (client_ready, server_ready, writable, inbox_ready) = {
+                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
                 fds.push(PollFd::new(&server_out, PollFlags::IN));
                 if read_client && let Some((c, _)) = &client {
                     fds.push(PollFd::new(c, PollFlags::IN));
@@ -166,6 +217,11 @@ impl Proxy {
                     w_index = Some(fds.len());
                     fds.push(PollFd::new(w, PollFlags::OUT));
                 }
+                let mut i_index = None;
+                if let Some(inbox) = &self.inbox {
+                    i_index = Some(fds.len());
+                    fds.push(PollFd::new(&inbox.wake, PollFlags::IN));
+                }
                 match poll(&mut fds, timeout.as_ref()) {
                     Ok(_) => {}
                     Err(rustix::io::Errno::INTR) => continue,
@@ -173,11 +229,16 @@ impl Proxy {
                 }
                 let ready = |f: &PollFd<'_>| !f.revents().is_empty();
                 (
-                    read_client && fds.len() > 1 && ready(&fds[1]),
+                    read_client && client.is_some() && ready(&fds[1]),
                     ready(&fds[0]),
                     w_index.is_some_and(|i| ready(&fds[i])),
+                    i_index.is_some_and(|i| ready(&fds[i])),
                 )
             };
+
+            if inbox_ready {
+                self.drain_inbox();
+            }
 
             if writable {
                 self.flush_server()?;

@@ -130,6 +130,9 @@ pub struct LaunchSpec {
     /// Executables (or trees) a sandboxed server may run besides its own (`--allow-exec`; [`Plain`]
     /// ignores them). A bare name is looked up on the server's `PATH`.
     pub extra_exec: Vec<PathBuf>,
+    /// Give a sandboxed server palisade's egress proxy as its one way out (the policy allows some
+    /// destinations). [`Launched::egress`] is then the listener to serve it on. [`Plain`] ignores it.
+    pub egress: bool,
 }
 
 /// A started server.
@@ -147,6 +150,10 @@ pub struct Launched {
     pub cgroup: Option<CgroupDir>,
     /// The sandbox the server runs in, as applied (`None` for an unsandboxed launch), for the banner.
     pub applied: Option<spec::SandboxSpec>,
+    /// The listener the sandboxed server reaches the egress proxy on (when [`LaunchSpec::egress`]):
+    /// serve it with `palisade_egress::serve`. Accepting on it is the only way the server's connections
+    /// leave the sandbox.
+    pub egress: Option<std::net::TcpListener>,
 }
 
 /// A cgroup made for one server, removed by [`CgroupDir::remove`] once the server has exited (a `kill -9`
@@ -250,6 +257,7 @@ impl Launcher for Plain {
             notes: Vec::new(),
             cgroup: None,
             applied: None,
+            egress: None,
         })
     }
 }

@@ -116,6 +116,42 @@ pub struct PlanInput {
     /// Executables (files, or trees) the server may run besides its own executable and interpreters
     /// (`--allow-exec`); a bare name is looked up on the server's `PATH`.
     pub extra_exec: Vec<PathBuf>,
+    /// Network: [`NetMode::None`], or the egress proxy the server reaches through its own loopback.
+    pub net: NetMode,
+}
+
+/// Environment variables pointing every common HTTP client at the egress proxy: curl, Python (`urllib`,
+/// `requests`, `httpx`, pip, uv) and Go read the upper- or lower-case pairs, npm its `npm_config_*`, pip
+/// `PIP_PROXY`, and Node's own `fetch` only with `NODE_USE_ENV_PROXY=1` (Node ≥ 22.21 / 24.5).
+/// `NO_PROXY` is set empty: inside the sandbox nothing may bypass the proxy (its own loopback is closed to
+/// TCP by Landlock anyway), and a loopback destination means the host's, reached only when the policy
+/// names its exact address.
+pub fn proxy_env(port: u16) -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env: Vec<(String, String)> = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+        "PIP_PROXY",
+    ]
+    .iter()
+    .map(|k| ((*k).to_owned(), url.clone()))
+    .collect();
+    env.extend(
+        [
+            ("NO_PROXY", ""),
+            ("no_proxy", ""),
+            ("NODE_USE_ENV_PROXY", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
 }
 
 /// Launchers that start the real server through `sh -c` (and `#!/usr/bin/env` scripts) by construction:
@@ -313,13 +349,16 @@ pub fn plan(input: &PlanInput) -> Result<SandboxSpec, PlanError> {
     p.push(Mount::Proc, Some(Access::Read));
     p.push(Mount::Dev, Some(Access::Write));
 
-    let (mounts, landlock) = finish(p.entries, p.rules);
+    let (mounts, mut landlock) = finish(p.entries, p.rules);
+    let proxy = input.net.proxy_port().map(proxy_env).unwrap_or_default();
+    landlock.connect_tcp.extend(input.net.proxy_port());
     let mut env: Vec<(String, String)> = input
         .env
         .iter()
-        .filter(|(k, _)| k != "HOME" && k != "TMPDIR")
+        .filter(|(k, _)| k != "HOME" && k != "TMPDIR" && !proxy.iter().any(|(p, _)| p == k))
         .cloned()
         .collect();
+    env.extend(proxy);
     env.push(("HOME".into(), path_string(&home)));
     if input.env.iter().any(|(k, _)| k == "TMPDIR") {
         env.push(("TMPDIR".into(), "/tmp".into()));
@@ -333,7 +372,7 @@ pub fn plan(input: &PlanInput) -> Result<SandboxSpec, PlanError> {
         mounts,
         landlock,
         rlimits: Rlimits::default(),
-        net: NetMode::None,
+        net: input.net.clone(),
         hostname: HOSTNAME.into(),
         pids_cgroup: None,
     })

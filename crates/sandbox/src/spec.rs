@@ -114,9 +114,32 @@ impl Default for Rlimits {
 }
 
 /// Network access from inside the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum NetMode {
     /// A fresh network namespace with only loopback: no way out.
+    #[default]
     None,
+    /// A fresh network namespace with only loopback, and palisade's egress proxy as the one way out.
+    ///
+    /// PID 1 listens on `127.0.0.1:port` inside the namespace and hands the listening socket to palisade
+    /// (`SCM_RIGHTS`) over the path unix socket `handoff` before the server starts; palisade accepts the
+    /// server's proxy connections on it from outside, where the network is. No process hop relays bytes
+    /// inside the sandbox, and the server can reach nothing but that port (Landlock `ConnectTcp`).
+    Proxy {
+        /// The proxy's port on the sandbox's loopback.
+        port: u16,
+        /// A path unix socket palisade listens on, in a directory only palisade's user can enter.
+        handoff: PathBuf,
+    },
+}
+
+impl NetMode {
+    /// The proxy port, when the sandbox has one.
+    pub fn proxy_port(&self) -> Option<u16> {
+        match self {
+            NetMode::None => None,
+            NetMode::Proxy { port, .. } => Some(*port),
+        }
+    }
 }

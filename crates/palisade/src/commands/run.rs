@@ -8,6 +8,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::ExitStatus;
+use crate::egress::Egress;
 use crate::pins::PinStore;
 use crate::proxy::{Ended, Proxy};
 use crate::settings::RunSettings;
@@ -29,7 +30,10 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     // Launch before any thread exists (the launcher may fork).
     let (mut launched, isolation) = crate::launch::start(s)?;
     if let Some(applied) = &launched.applied {
-        eprintln!("{}", crate::launch::describe_sandbox(&s.name, applied));
+        eprintln!(
+            "{}",
+            crate::launch::describe_sandbox(&s.name, applied, &s.policy.net)
+        );
     }
     let pid = launched.child.id();
     eprintln!(
@@ -61,6 +65,14 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         audit,
     )
     .context("setting up the server's pipes")?;
+    let egress = match launched.egress.take() {
+        Some(listener) => {
+            let (inbox, outbox) = crate::proxy::inbox().context("egress proxy")?;
+            proxy.set_inbox(inbox);
+            Some(Egress::start(&s.name, listener, &s.policy.net, outbox).context("egress proxy")?)
+        }
+        None => None,
+    };
     proxy.append(Event::new(Kind::Spawn, &s.name).detail(
         palisade_audit::redact_str(&format!("pid {pid}: {}", s.argv.join(" "))).into_owned(),
     ));
@@ -109,6 +121,10 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         Ok(st) => format!("server {st}"),
         Err(e) => format!("server status unknown: {e}"),
     };
+    if let Some(e) = egress {
+        e.stop();
+    }
+    proxy.drain_inbox();
     proxy.server_exited(&why);
     drop(launched.watchdog);
     match ended {

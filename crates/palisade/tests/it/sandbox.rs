@@ -63,6 +63,7 @@ impl World {
             home: Some(home),
             // These tests drive a shell that runs coreutils (and python3): allow what the scripts run.
             extra_exec: vec!["/usr/bin".into()],
+            egress: false,
         }
     }
 
@@ -101,7 +102,7 @@ fn start(user: User, spec: &LaunchSpec) -> Child {
             launched.child
         }
         User::Nobody => {
-            let sandbox = launcher.plan(spec).expect("plan");
+            let sandbox = launcher.plan(spec, None).expect("plan");
             let mut child = Command::new("setpriv")
                 .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
                 .arg(&exe)

@@ -207,9 +207,11 @@ fn supervise(child: libc::pid_t, any: bool) -> ! {
 ///    and exits with its status;
 /// 6. PID 1: `PR_SET_PDEATHSIG = SIGKILL` and check the helper is still there (a pipe: its write end closes
 ///    when the helper dies);
-/// 7. PID 1: the filesystem view ([`super::mounts::build`]: private propagation, new root with the spec's
-///    mounts, fresh `/proc`, minimal `/dev`, read-only root, `pivot_root`, old root detached);
-/// 8. PID 1: `chdir(cwd)`, `sethostname`, loopback up in the new network namespace;
+/// 7. PID 1: loopback up in the new network namespace; with an egress proxy, a listener on
+///    `127.0.0.1:<port>` there, sent to palisade ([`super::handoff`]) and closed here;
+/// 8. PID 1: the filesystem view ([`super::mounts::build`]: private propagation, new root with the spec's
+///    mounts, fresh `/proc`, minimal `/dev`, read-only root, `pivot_root`, old root detached), `chdir(cwd)`,
+///    `sethostname`;
 /// 9. PID 1 forks the server and becomes a reaper (`waitpid(-1)`; exits with the server's status when it
 ///    ends, which kills the rest of the namespace; forwards TERM/INT/HUP/QUIT to it);
 /// 10. server: default signal mask and dispositions (SIGPIPE back to default: Rust ignores it), `setsid`,
@@ -329,6 +331,15 @@ fn init(spec: &SandboxSpec, alive: RawFd, null: RawFd) -> ! {
     // SAFETY: the fd is ours and not used again.
     unsafe { libc::close(alive) };
 
+    if let Err(e) = loopback_up() {
+        fail("loopback", e);
+    }
+    // Before `pivot_root`: the rendezvous socket is on the host's tree.
+    if let crate::spec::NetMode::Proxy { port, handoff } = &spec.net
+        && let Err(e) = super::handoff::send_listener(*port, handoff)
+    {
+        fail("egress proxy handoff", e);
+    }
     if let Err(e) = super::mounts::build(spec) {
         fail(&e.stage, e.error);
     }
@@ -339,9 +350,6 @@ fn init(spec: &SandboxSpec, alive: RawFd, null: RawFd) -> ! {
     check("sethostname", unsafe {
         libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len())
     });
-    if let Err(e) = loopback_up() {
-        fail("loopback", e);
-    }
 
     let exec = Exec::new(spec);
     // SAFETY: single-threaded, so the child may run arbitrary code.

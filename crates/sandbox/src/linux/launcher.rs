@@ -7,9 +7,10 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use super::handoff::{Handoff, PROXY_PORT};
 use super::helper;
 use crate::plan::{PlanInput, plan};
-use crate::spec::SandboxSpec;
+use crate::spec::{NetMode, SandboxSpec};
 use crate::{LaunchSpec, Launched, Launcher, watchdog};
 
 /// Where `HOME` is when neither the launch spec nor the environment says.
@@ -29,9 +30,17 @@ impl Sandboxed {
         Sandboxed { self_exe }
     }
 
-    /// The sandbox `spec` would run in (also what [`Launcher::launch`] applies).
-    pub fn plan(&self, spec: &LaunchSpec) -> io::Result<SandboxSpec> {
-        plan(&plan_input(spec)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    /// The sandbox `spec` would run in (also what [`Launcher::launch`] applies). With an egress proxy,
+    /// `handoff` is the rendezvous the listener comes back through.
+    pub fn plan(&self, spec: &LaunchSpec, handoff: Option<&Handoff>) -> io::Result<SandboxSpec> {
+        let mut input = plan_input(spec);
+        if let Some(h) = handoff {
+            input.net = NetMode::Proxy {
+                port: PROXY_PORT,
+                handoff: h.socket().to_path_buf(),
+            };
+        }
+        plan(&input).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 }
 
@@ -60,6 +69,7 @@ pub fn plan_input(spec: &LaunchSpec) -> PlanInput {
         write_roots: spec.write_roots.clone(),
         extra_read: Vec::new(),
         extra_exec: spec.extra_exec.clone(),
+        net: NetMode::None,
     }
 }
 
@@ -81,7 +91,14 @@ impl Launcher for Sandboxed {
     }
 
     fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched> {
-        let mut sandbox = self.plan(spec)?;
+        let handoff = if spec.egress {
+            Some(Handoff::new().map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot prepare the egress proxy: {e}"))
+            })?)
+        } else {
+            None
+        };
+        let mut sandbox = self.plan(spec, handoff.as_ref())?;
         // RLIMIT_NPROC does not bind host root: a pids cgroup does, or the sandbox does not start.
         let cgroup = match sandbox.rlimits.processes {
             Some(max) if rustix::process::geteuid().is_root() => {
@@ -132,14 +149,24 @@ impl Launcher for Sandboxed {
             .ok_or_else(|| io::Error::other("the sandbox helper has no stdin"))
             .and_then(|w| w.write_all(&frame));
         let armed = sent.and_then(|()| watchdog::arm(&self.self_exe, child.id()));
-        match armed {
-            Ok((wd, wd_pid)) => Ok(Launched {
+        // The listener arrives once PID 1 has its network namespace up, before the server starts.
+        let egress = match (armed, handoff) {
+            (Ok(wd), Some(h)) => h
+                .receive(&mut child)
+                .map(|l| (wd, Some(l)))
+                .map_err(|e| io::Error::new(e.kind(), format!("egress proxy: {e}"))),
+            (Ok(wd), None) => Ok((wd, None)),
+            (Err(e), _) => Err(e),
+        };
+        match egress {
+            Ok(((wd, wd_pid), egress)) => Ok(Launched {
                 child,
                 watchdog: Some(wd),
                 watchdog_pid: Some(wd_pid),
                 notes,
                 cgroup,
                 applied: Some(sandbox),
+                egress,
             }),
             Err(e) => {
                 let _ = child.kill();

@@ -5,9 +5,10 @@
 //!
 //! Hardening applied in the server process right before `execve` ([`harden`]: [`rlimits`], [`landlock`],
 //! [`seccomp`]), the pids [`cgroup`] that bounds root's processes, and the capability probe behind
-//! `palisade doctor` ([`probe`]).
+//! `palisade doctor` ([`probe`]). [`handoff`] carries the egress proxy's listener out of the sandbox.
 
 pub mod cgroup;
+pub mod handoff;
 pub mod harden;
 pub mod helper;
 pub mod landlock;

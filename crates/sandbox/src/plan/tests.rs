@@ -523,3 +523,48 @@ fn elf_interp_reads_the_program_headers() {
     assert!(interp.is_absolute() && interp.exists(), "{interp:?}");
     assert!(interp.to_string_lossy().contains("ld-"), "{interp:?}");
 }
+
+#[test]
+fn the_egress_proxy_is_the_only_tcp_destination_and_every_client_is_pointed_at_it() {
+    let t = Tmp::new();
+    let mut input = t.input(&["/bin/true"]);
+    input
+        .env
+        .push(("HTTPS_PROXY".into(), "http://evil.example:1".into()));
+    input.env.push(("no_proxy".into(), "*".into()));
+    input.net = NetMode::Proxy {
+        port: 3128,
+        handoff: "/run/palisade/x.sock".into(),
+    };
+    let spec = plan(&input).unwrap();
+    assert_eq!(spec.landlock.connect_tcp, vec![3128]);
+    assert_eq!(spec.net, input.net);
+    let get = |k: &str| {
+        let all: Vec<&str> = spec
+            .env
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(all.len(), 1, "{k} set once: {:?}", spec.env);
+        all[0].to_owned()
+    };
+    for k in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "npm_config_https_proxy",
+        "PIP_PROXY",
+    ] {
+        assert_eq!(get(k), "http://127.0.0.1:3128", "{k}");
+    }
+    // The server's own values never survive: nothing bypasses the proxy.
+    assert_eq!(get("no_proxy"), "");
+    assert_eq!(get("NODE_USE_ENV_PROXY"), "1");
+
+    // Without a proxy: no TCP at all, and no proxy variables.
+    let spec = plan(&t.input(&["/bin/true"])).unwrap();
+    assert!(spec.landlock.connect_tcp.is_empty());
+    assert!(!spec.env.iter().any(|(k, _)| k == "HTTP_PROXY"));
+}
