@@ -136,6 +136,11 @@ impl<'a> Launch<'a> {
     pub fn words(&self) -> Vec<String> {
         self.argv.iter().map(|a| a.value.clone()).collect()
     }
+
+    /// The final argv with secrets masked, for messages and fixes.
+    pub fn masked_words(&self) -> Vec<String> {
+        crate::secrets::masked_argv(&self.words())
+    }
 }
 
 fn read_palisade<'a>(argv: &[&'a Text]) -> (Palisade<'a>, Vec<&'a Text>) {

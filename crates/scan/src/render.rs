@@ -62,16 +62,7 @@ fn mask(v: &str) -> String {
 
 /// The masked argv of a server, for display.
 fn masked_args(args: &[crate::config::Text]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, a) in args.iter().enumerate() {
-        let hint = i
-            .checked_sub(1)
-            .map(|p| args[p].value.as_str())
-            .filter(|p| p.starts_with('-') && !p.contains('='));
-        let hits = secrets::scan(&a.value, hint);
-        out.push(secrets::masked(&a.value, &hits));
-    }
-    out
+    secrets::masked_argv(&args.iter().map(|a| a.value.as_str()).collect::<Vec<_>>())
 }
 
 fn pointer(keys: &[String]) -> String {
@@ -218,7 +209,14 @@ pub fn text(r: &Report, style: Style) -> String {
                     if let Some(cmd) = &s.command {
                         w.insert(0, mask(&cmd.value));
                     }
-                    shorten(&w.join(" "), 72)
+                    let line = w.join(" ");
+                    let h = home.display().to_string();
+                    let line = if h.len() > 1 {
+                        line.replace(&h, "~")
+                    } else {
+                        line
+                    };
+                    shorten(&line, 72)
                 }
                 (None, true) => String::new(),
             };

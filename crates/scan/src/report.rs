@@ -137,16 +137,20 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A stable identity that survives line moves (SARIF `partialFingerprints`).
+    /// A stable identity that survives line moves and does not depend on where the file is (SARIF
+    /// `partialFingerprints`): rule, client, the file's name, server and key. The same problem in a copy of
+    /// the file (another checkout, another machine) has the same fingerprint.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for part in [
             self.rule,
+            self.client.unwrap_or(""),
             &self
                 .location
                 .as_ref()
-                .map(|l| l.path.to_string_lossy().into_owned())
+                .and_then(|l| l.path.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             self.server.as_deref().unwrap_or(""),
             &self.key,

@@ -37,6 +37,44 @@ impl Hit {
     pub fn label(&self) -> &'static str {
         label(self.kind)
     }
+
+    /// "a GitHub token in plaintext (ghp_…a1b2)": the kind with its article, and the masked form when it
+    /// says more than the kind.
+    pub fn describe(&self) -> String {
+        let l = self.label();
+        let article = if l.starts_with(['A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u'])
+            || l.starts_with("npm")
+        {
+            "an"
+        } else {
+            "a"
+        };
+        if self.shown == l {
+            format!("{article} {l} in plaintext")
+        } else {
+            format!("{article} {l} in plaintext ({})", self.shown)
+        }
+    }
+}
+
+/// The environment variable name a secret of `kind` usually goes by, for fixes.
+pub fn suggested_name(kind: &str) -> &'static str {
+    match kind {
+        "github-token" => "GITHUB_TOKEN",
+        "gitlab-token" => "GITLAB_TOKEN",
+        "slack-token" => "SLACK_BOT_TOKEN",
+        "anthropic-key" => "ANTHROPIC_API_KEY",
+        "openai-key" => "OPENAI_API_KEY",
+        "stripe-key" => "STRIPE_API_KEY",
+        "aws-access-key-id" => "AWS_ACCESS_KEY_ID",
+        "google-api-key" => "GOOGLE_API_KEY",
+        "huggingface-token" => "HF_TOKEN",
+        "npm-token" => "NPM_TOKEN",
+        "pypi-token" => "PYPI_TOKEN",
+        "url-password" => "DATABASE_URL",
+        "private-key" => "PRIVATE_KEY",
+        _ => "API_TOKEN",
+    }
 }
 
 /// A person's name for a token kind.
@@ -122,6 +160,22 @@ pub fn masked(value: &str, hits: &[Hit]) -> String {
     }
     out.push_str(&value[at..]);
     out
+}
+
+/// Command-line words with their secrets masked (a word after a `--secret-flag` counts as named by it).
+pub fn masked_argv<S: AsRef<str>>(words: &[S]) -> Vec<String> {
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let hint = i
+                .checked_sub(1)
+                .map(|p| words[p].as_ref())
+                .filter(|p| p.starts_with('-') && !p.contains('='));
+            let w = w.as_ref();
+            masked(w, &scan(w, hint))
+        })
+        .collect()
 }
 
 fn show(kind: &str, secret: &str, prefix_len: usize) -> String {

@@ -100,7 +100,7 @@ pub(crate) fn too_broad(path: &str, home: &Path) -> Option<String> {
     for s in SENSITIVE {
         if s.starts_with(&rel) && (s.len() == rel.len() || s.as_bytes()[rel.len()] == b'/') {
             if s.len() == rel.len() {
-                return Some(format!("is ~/{s}, a credential store"));
+                return Some(format!("is the credential store ~/{s}"));
             }
             return Some(format!("contains ~/{s}, a credential store"));
         }
@@ -140,7 +140,7 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
             out.push(cx.finding(
                 &RULE.meta,
                 &arg.span,
-                format!("root:{path}"),
+                format!("root:{}", path.replace(&*cx.home.to_string_lossy(), "~")),
                 format!("`{path}` {why}"),
                 "pass only the project folders the server needs (e.g. `~/projects/app`); under palisade, allow them with `--allow-read`/`--allow-write`",
             ));

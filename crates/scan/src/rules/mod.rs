@@ -144,6 +144,19 @@ impl ServerCtx<'_> {
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
+        // The entry's pointer keeps same-named servers apart (`projects.<p>.mcpServers.x` per project);
+        // a project path counts by its last component, so the identity does not depend on where the
+        // project is checked out.
+        let pointer: Vec<&str> = self
+            .server
+            .pointer
+            .iter()
+            .map(|k| match k.rsplit(['/', '\\']).find(|c| !c.is_empty()) {
+                Some(last) if k.contains(['/', '\\']) => last,
+                _ => k.as_str(),
+            })
+            .collect();
+        let key = format!("{}|{}", pointer.join("/"), key.into());
         finding_at(
             self.file,
             rule,

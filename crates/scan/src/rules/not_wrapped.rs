@@ -23,7 +23,7 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
     if s.disabled || s.command.is_none() || s.url.is_some() || cx.launch.palisade.is_some() {
         return;
     }
-    let words = cx.launch.words();
+    let words = cx.launch.masked_words();
     out.push(cx.finding(
         &RULE.meta,
         &cx.command_span(),

@@ -27,7 +27,10 @@ fn check(cx: &FileCtx<'_>, out: &mut Vec<Finding>) {
                     "`{}` is on for project {p}: its .mcp.json servers start without asking",
                     a.key
                 ),
-                format!("auto-enable:{p}"),
+                format!(
+                    "auto-enable:{}",
+                    p.rsplit(['/', '\\']).find(|c| !c.is_empty()).unwrap_or(p)
+                ),
             ),
             (None, Scope::Project) => (
                 format!(

@@ -39,16 +39,15 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
                                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                     })
                 })
-                .unwrap_or_else(|| "TOKEN".to_owned());
+                .unwrap_or_else(|| secrets::suggested_name(hit.kind).to_owned());
             let mut f = cx.finding(
                 &RULE.meta,
                 &inner_span(cx.file, arg, &hit.range),
                 format!("arg:{i}:{}", hit.kind),
                 format!(
-                    "argument {} holds a {} in plaintext, visible to every local user while the server runs ({})",
+                    "argument {} holds {}, visible to every local user while the server runs",
                     i + 1,
-                    hit.label(),
-                    hit.shown
+                    hit.describe()
                 ),
                 secret_fix(cx.file, &name),
             );

@@ -29,12 +29,7 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
                 &RULE.meta,
                 &inner_span(cx.file, value, &hit.range),
                 format!("env:{}:{}", var.name.value, hit.kind),
-                format!(
-                    "env `{}` holds a {} in plaintext ({})",
-                    var.name.value,
-                    hit.label(),
-                    hit.shown
-                ),
+                format!("env `{}` holds {}", var.name.value, hit.describe()),
                 secret_fix(cx.file, &var.name.value),
             );
             f.evidence = Some(hit.shown);

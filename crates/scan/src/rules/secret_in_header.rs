@@ -23,16 +23,11 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
                 &RULE.meta,
                 &inner_span(cx.file, value, &hit.range),
                 format!("header:{}:{}", h.name.value.to_ascii_lowercase(), hit.kind),
-                format!(
-                    "header `{}` holds a {} in plaintext ({})",
-                    h.name.value,
-                    hit.label(),
-                    hit.shown
-                ),
+                format!("header `{}` holds {}", h.name.value, hit.describe()),
                 secret_fix(
                     cx.file,
                     if h.name.value.eq_ignore_ascii_case("authorization") {
-                        "API_TOKEN"
+                        secrets::suggested_name(hit.kind)
                     } else {
                         &h.name.value
                     },

@@ -25,7 +25,7 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
             &RULE.meta,
             &inner_span(cx.file, url, &hit.range),
             format!("url:{}", hit.kind),
-            format!("the URL holds a {} ({})", hit.label(), hit.shown),
+            format!("the URL holds {}", hit.describe()),
             "remove it from the URL and send it as `Authorization: Bearer …` from an environment variable or `palisade secret`; then rotate it",
         );
         f.evidence = Some(hit.shown);

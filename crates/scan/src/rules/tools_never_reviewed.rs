@@ -36,11 +36,14 @@ fn check(cx: &ServerCtx<'_>, out: &mut Vec<Finding>) {
     if reviewed.contains(&name) {
         return;
     }
-    let cmd = if words.is_empty() {
+    let shown = cx.launch.masked_words();
+    let cmd = if shown.is_empty() {
         "CMD…".to_owned()
     } else {
-        words.join(" ")
+        shown.join(" ")
     };
+    // The derived name comes from the arguments, so it is masked like them.
+    let name = crate::secrets::masked_argv(&[name]).remove(0);
     out.push(cx.finding(
         &RULE.meta,
         &cx.command_span(),
