@@ -33,6 +33,9 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PinCommand,
     },
+    /// Store, read, remove and list named secrets (the OS keychain, or a 0600 file on headless Linux) for
+    /// `keychain:NAME` references in policies.
+    Secret(crate::commands::secret::SecretArgs),
     /// Show the sandbox tier this machine gives servers (namespaces, Landlock ABI, seccomp) and why.
     /// Exit 0 for the full sandbox, 1 when degraded.
     Doctor {

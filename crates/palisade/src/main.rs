@@ -98,5 +98,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
                 },
         } => commands::pin::accept(server, pins, all, tools),
         Command::Doctor { format } => commands::doctor::doctor(format),
+        Command::Secret(args) => commands::secret::secret(args),
     }
 }

@@ -128,6 +128,9 @@ pub(crate) fn server_settings(
         .collect();
     warnings.extend(resolved.warnings.iter().map(ToString::to_string));
     let policy = resolved.policy;
+    // Values are references (keychain:, env:, file:, cmd:) or literals, resolved once the policy is known
+    // to be valid; errors name the variable and the reference kind, never a value.
+    let env = crate::commands::secret::resolve_server_env(&env)?;
     let pins = match &policy.pinning.file {
         Some(p) => p.clone(),
         None => dirs::pins_file()?,

@@ -6,3 +6,4 @@ pub(crate) mod logs;
 pub(crate) mod pin;
 pub(crate) mod policy;
 pub(crate) mod run;
+pub(crate) mod secret;

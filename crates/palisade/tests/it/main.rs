@@ -18,3 +18,4 @@ mod lifecycle;
 mod protocol;
 mod sandbox;
 mod sdk_client;
+mod secret;
