@@ -21,6 +21,8 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Start a server, list its tools with their pins and hints, and exit.
     Inspect(InspectArgs),
+    /// Find MCP client configs and report risky setups (secrets, unpinned packages, broad roots, …).
+    Scan(crate::commands::scan::ScanArgs),
     /// Check a policy file and report every problem with its line.
     Policy {
         #[command(subcommand)]

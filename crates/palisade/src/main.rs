@@ -78,6 +78,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Inspect(args) => {
             commands::inspect::inspect(settings::server_settings(&args.server, None)?, args.format)
         }
+        Command::Scan(args) => commands::scan::scan(args),
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => commands::policy::check(&file),

@@ -127,6 +127,9 @@ pub fn scan(input: &Input, options: &Options<'_>) -> Result<Report, Error> {
     let mut explicit: Vec<ConfigFile> = Vec::new();
     for p in &input.paths {
         let meta = std::fs::metadata(p).map_err(|_| Error::NotFound(p.clone()))?;
+        // Absolute, so reports (and SARIF URIs) never depend on the current directory.
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        let p = &abs;
         if meta.is_dir() {
             queue.extend(discover::project_candidates(p));
         } else {

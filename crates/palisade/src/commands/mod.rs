@@ -6,4 +6,5 @@ pub(crate) mod logs;
 pub(crate) mod pin;
 pub(crate) mod policy;
 pub(crate) mod run;
+pub(crate) mod scan;
 pub(crate) mod secret;

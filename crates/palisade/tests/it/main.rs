@@ -17,5 +17,6 @@ mod hostile;
 mod lifecycle;
 mod protocol;
 mod sandbox;
+mod scan;
 mod sdk_client;
 mod secret;

@@ -364,3 +364,144 @@ fn unresolvable_references_stop_the_launch_naming_the_variable_not_the_value() {
         );
     }
 }
+
+/// The keychain backend against a real Secret Service: GNOME Keyring on a private D-Bus session bus
+/// (`dbus-run-session`), unlocked with a throwaway password, its keyring files under the test's HOME. The
+/// auto choice must pick it, and set/list/get/rm must go through it (no file store appears).
+#[test]
+fn keychain_backend_round_trip_through_a_real_secret_service() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon", "dbus-send"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        assert!(
+            found,
+            "{tool} is not installed; install it with `apt-get install -y --no-install-recommends gnome-keyring dbus-daemon dbus-bin` (.ci/run does)"
+        );
+    }
+    let home = TestHome::new();
+    let runtime = home.root().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let script = home.root().join("keychain.sh");
+    std::fs::write(
+        &script,
+        r#"P="$1"
+printf pw | gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>&1 &
+GK=$!
+trap 'kill $GK 2>/dev/null; wait $GK 2>/dev/null' EXIT
+for i in $(seq 100); do
+  dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true && break
+  sleep 0.1
+done
+printf 'kc_E2E_value_3b9e\n' | "$P" secret set kc-e2e || exit 11
+echo "--- list"; "$P" secret list --format json || exit 12
+echo "--- get"; "$P" secret get kc-e2e || exit 13
+echo; echo "--- rm"; "$P" secret rm kc-e2e || exit 14
+echo "--- get again"; "$P" secret get kc-e2e; echo "status $?"
+"#,
+    )
+    .unwrap();
+    let out = Command::new("dbus-run-session")
+        .args(["--", "sh"])
+        .arg(&script)
+        .arg(crate::util::palisade())
+        .env_remove("PALISADE_SECRET_BACKEND")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .envs(home.vars())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = code_out_err(&out);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let section = |name: &str| {
+        stdout
+            .split(&format!("--- {name}\n"))
+            .nth(1)
+            .and_then(|s| s.split("--- ").next())
+            .unwrap_or_else(|| panic!("no {name} section in\n{stdout}\nstderr:\n{stderr}"))
+            .to_owned()
+    };
+    let list: Value = serde_json::from_str(section("list").trim()).unwrap();
+    assert_eq!(list["backend"], "keychain", "{list}");
+    assert!(
+        list["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Secret Service answered"),
+        "{list}"
+    );
+    assert_eq!(list["secrets"], json!([{ "name": "kc-e2e" }]));
+    assert_eq!(section("get").trim_end_matches('\n'), "kc_E2E_value_3b9e");
+    assert!(
+        stderr.contains("stored secret `kc-e2e` in the keychain store"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("removed secret `kc-e2e`"), "{stderr}");
+    assert!(section("get again").contains("status 1"), "{stdout}");
+    assert!(
+        stderr.contains("no secret named `kc-e2e` in the keychain store"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("UNENCRYPTED"), "no file warning: {stderr}");
+    assert!(!secrets_file(&home).exists(), "the file store was not used");
+    assert!(!stderr.contains("kc_E2E_value_3b9e"), "{stderr}");
+}
+
+/// The headless stores as an unprivileged user (`nobody`): the file store creates its 0600 file in a 0700
+/// directory the user owns, and keyutils uses that user's own keyring (root's keyring does not see it).
+#[test]
+fn headless_stores_work_as_an_unprivileged_user() {
+    let user = crate::util::User::Nobody;
+    let home = TestHome::new();
+    user.give(home.root());
+    let exe = user.exe(std::path::Path::new(crate::util::palisade()));
+    let name = format!("it-nobody-{}", std::process::id());
+    let run = |args: &[&str], stdin: &[u8]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .arg("secret")
+            .args(args)
+            .env_remove("PALISADE_SECRET_BACKEND")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("XDG_RUNTIME_DIR")
+            .current_dir(home.root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        home.apply(&mut c);
+        let mut child = c.spawn().expect("spawn setpriv palisade");
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        code_out_err(&child.wait_with_output().unwrap())
+    };
+    for backend in ["file", "keyutils"] {
+        let (code, _, err) = run(&["--backend", backend, "set", &name], b"nobody-value\n");
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let (code, out, err) = run(&["--backend", backend, "get", &name], b"");
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), "nobody-value"),
+            "{backend}: {err}"
+        );
+        let (_, out, _) = run(&["--backend", backend, "list", "--format", "json"], b"");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["secrets"], json!([{ "name": name }]), "{backend}");
+        if backend == "keyutils" {
+            // Root's own keyring does not hold nobody's key.
+            let (_, root_out, _) = code_out_err(&secret(
+                &home,
+                &["--backend", "keyutils", "list", "--format", "json"],
+                b"",
+            ));
+            assert!(!root_out.contains(&name), "{root_out}");
+        }
+        let (code, _, err) = run(&["--backend", backend, "rm", &name], b"");
+        assert_eq!(code, Some(0), "{backend}: {err}");
+    }
+    let file = secrets_file(&home);
+    let meta = std::fs::metadata(&file).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o600));
+}
