@@ -271,13 +271,17 @@ fn run_cmd(spec: &CmdSpec) -> Result<Secret> {
     let mut timed_out = false;
     while out.is_none() || err_bytes.is_none() || status.is_none() {
         if status.is_none() {
-            match child.try_wait() {
-                Ok(Some(s)) => {
-                    status = Some(s);
-                    // Anything it left behind in its group would hold the pipes open: end it.
+            match exited(pgid) {
+                Ok(true) => {
+                    // Anything it left behind in its group would hold the pipes open: end it. The
+                    // leader is not reaped yet, so its pid (the group id) cannot have been reused.
                     kill_group(pgid);
+                    match child.wait() {
+                        Ok(s) => status = Some(s),
+                        Err(e) => return Err(fail(format!("cannot wait for it: {e}"), None)),
+                    }
                 }
-                Ok(None) => {}
+                Ok(false) => {}
                 Err(e) => return Err(fail(format!("cannot wait for it: {e}"), None)),
             }
         }
@@ -350,6 +354,16 @@ fn run_cmd(spec: &CmdSpec) -> Result<Secret> {
 enum Stream {
     Out(std::io::Result<(zeroize::Zeroizing<Vec<u8>>, bool)>),
     Err(u64),
+}
+
+/// Whether the child `pid` has exited, without reaping it (`waitid` with `WNOWAIT`).
+fn exited(pid: u32) -> std::io::Result<bool> {
+    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+    let Some(pid) = Pid::from_raw(pid as i32) else {
+        return Ok(true);
+    };
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    Ok(waitid(WaitId::Pid(pid), options)?.is_some())
 }
 
 fn kill_group(pgid: u32) {

@@ -790,3 +790,16 @@ fn resolver_is_shareable_across_threads() {
     }
     assert_eq!(runs(&t, "tok"), 1);
 }
+
+#[test]
+fn cmd_leftover_children_do_not_hold_the_output_open() {
+    let t = Tmp::new("cmdbg");
+    // The background sleep inherits stdout; without ending the command's group after it exits, reading
+    // its output would wait for the sleep and hit the timeout.
+    let prog = script(&t, "bg", "sleep 30 & echo bg-token");
+    let r = resolver(&t, &[]);
+    let s = r
+        .resolve(&Reference::parse(&format!("cmd[timeout=10s]:{prog}")).unwrap())
+        .unwrap();
+    assert_eq!(s.expose(), b"bg-token");
+}
