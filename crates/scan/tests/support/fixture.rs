@@ -7,7 +7,7 @@
 //! nothing to trip on). Git keeps no permission bits, so every file is set to 0600; tests set the modes
 //! they need.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
