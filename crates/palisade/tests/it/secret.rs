@@ -505,3 +505,42 @@ fn headless_stores_work_as_an_unprivileged_user() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o600));
 }
+
+/// At a terminal, `set` prompts with echo off: the typed value never appears in the terminal's output.
+/// (`script` gives palisade a pseudo-terminal; the value is typed only once the prompt, which is written
+/// after echo is turned off, has appeared.)
+#[test]
+fn set_at_a_terminal_hides_what_is_typed() {
+    use std::io::Read;
+    let home = TestHome::new();
+    let command = format!("{} secret set typed", crate::util::palisade());
+    let mut c = Command::new("script");
+    c.args(["-qec", &command, "/dev/null"])
+        .env_remove("PALISADE_SECRET_BACKEND")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    home.apply(&mut c);
+    let mut child = c.spawn().expect("spawn script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("(input is hidden): ") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"typed_TTY_value_0c4d\n").unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("stored secret `typed`"), "{screen}");
+    assert!(!screen.contains("typed_TTY_value_0c4d"), "echoed: {screen}");
+    let (_, value, _) = code_out_err(&secret(&home, &["get", "typed"], b""));
+    assert_eq!(value, "typed_TTY_value_0c4d");
+}
