@@ -55,7 +55,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Mode {
     /// Spawn-to-first-response of a server through the plain and the sandboxed launcher (and through
-    /// `palisade run [--sandbox]`), alternating.
+    /// `palisade run [--unsandboxed]`), alternating.
     Spawn(spawn::SpawnArgs),
 }
 

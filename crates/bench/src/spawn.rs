@@ -15,7 +15,7 @@
 //! `palisade run` would (see `--gap-ms`). Each sandboxed spawn is paired with the plain spawn right before it; the added time is
 //! reported as the difference of the medians and as the median and p10–p90 of those pairs.
 //!
-//! Optionally (`--e2e`, on by default) the same for the whole `palisade run [--sandbox] -- SERVER`: from
+//! Optionally (`--e2e`, on by default) the same for the whole `palisade run [--unsandboxed] -- SERVER`: from
 //! spawning palisade to its relayed `initialize` response.
 
 use anyhow::{Context, Result, bail};
@@ -46,7 +46,7 @@ pub(crate) struct SpawnArgs {
     /// Which servers to start.
     #[arg(long, value_enum, default_value_t = ServerSel::All)]
     server: ServerSel,
-    /// Measured spawns per configuration of the end-to-end `palisade run [--sandbox]` comparison (0: skip).
+    /// Measured spawns per configuration of the end-to-end `palisade run [--unsandboxed]` comparison (0: skip).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     e2e_spawns: u32,
     /// The Node.js interpreter for the `node -e` server (looked up on PATH).
@@ -215,14 +215,14 @@ pub(crate) fn run(args: &SpawnArgs) -> Result<()> {
                             format!(
                                 "{} / palisade run{}",
                                 s.name,
-                                if sb { " --sandbox" } else { "" }
+                                if sb { "" } else { " --unsandboxed" }
                             )
                         })?;
                     series[k].ms.push(ms(t));
                 }
             }
             eprintln!(
-                "palisade-bench: {:<5} palisade run  plain p50 {:>6.2} ms  --sandbox p50 {:>6.2} ms",
+                "palisade-bench: {:<5} palisade run  --unsandboxed p50 {:>6.2} ms  sandboxed p50 {:>6.2} ms",
                 s.name,
                 median(&series[0].ms),
                 median(&series[1].ms)
@@ -369,7 +369,7 @@ fn shut_down(child: &mut Child) -> Result<()> {
     Ok(())
 }
 
-/// One `palisade run [--sandbox] -- SERVER`: from spawning palisade to its relayed `initialize` response.
+/// One `palisade run [--unsandboxed] -- SERVER`: from spawning palisade to its relayed `initialize` response.
 fn run_once(
     palisade: &Path,
     home: &TestHome,
@@ -380,8 +380,8 @@ fn run_once(
 ) -> Result<Duration> {
     let mut cmd = Command::new(palisade);
     cmd.arg("run");
-    if sandbox {
-        cmd.arg("--sandbox");
+    if !sandbox {
+        cmd.arg("--unsandboxed");
     }
     cmd.arg("--profile")
         .arg("dev")

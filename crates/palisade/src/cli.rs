@@ -73,7 +73,7 @@ pub(crate) struct ServerArgs {
     /// Let path arguments write under this folder (repeatable; implies read).
     #[arg(long = "allow-write", value_name = "PATH")]
     pub(crate) allow_write: Vec<PathBuf>,
-    /// With `--sandbox`: let the server execute this program (repeatable; a bare name is looked up on PATH,
+    /// Let the sandboxed server execute this program (repeatable; a bare name is looked up on PATH,
     /// a directory allows every program under it). The server's own executable and interpreters need not
     /// be listed.
     #[arg(long = "allow-exec", value_name = "PATH")]
@@ -87,10 +87,13 @@ pub(crate) struct ServerArgs {
     /// Do not treat existing directories in the server's arguments as readable roots.
     #[arg(long)]
     pub(crate) no_auto_roots: bool,
-    /// Start the server in the OS sandbox (tier 1: namespaces, Landlock, seccomp). Hidden until it is the
-    /// default.
+    /// The OS sandbox is the default; this flag is accepted for command lines written before it was.
     #[arg(long, hide = true)]
     pub(crate) sandbox: bool,
+    /// Run the server WITHOUT the OS sandbox, as a plain child process with a scrubbed environment (the
+    /// per-server policy key is `trust = "unsandboxed"`). Only for servers you trust with your account.
+    #[arg(long, conflicts_with = "sandbox")]
+    pub(crate) unsandboxed: bool,
     /// The server command and its arguments (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,

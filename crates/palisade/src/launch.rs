@@ -1,6 +1,13 @@
-//! The one place commands start a server: the launcher the settings ask for (sandboxed or plain) and the
+//! The one place commands start a server: the launcher the settings and the machine call for, and the
 //! launch spec built from the resolved policy. `run` and `inspect` both come through here, so they always
 //! start a server the same way.
+//!
+//! # Choosing the launcher
+//! The OS sandbox is the default. A server runs without it only when its own policy table says
+//! `trust = "unsandboxed"` (or `--unsandboxed` is given), and the banner says so. Otherwise the machine's
+//! tier decides ([`palisade_sandbox::linux::probe::quick`]): tier 1 is the full sandbox; tier 2 (no user
+//! namespaces) is refused until palisade implements it; tier 3 (no Landlock or seccomp) refuses to start.
+//! Never silently unsandboxed.
 
 use anyhow::{Result, bail};
 use palisade_policy::NetRules;
@@ -8,16 +15,19 @@ use palisade_sandbox::spec::{Mount, NetMode, SandboxSpec};
 use palisade_sandbox::{LaunchSpec, Launched, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::path::PathBuf;
 
-use crate::settings::ServerSettings;
+use crate::settings::{ConfigError, ServerSettings};
 
 /// Starts the server of `s`. Returns it and a one-line description of its isolation for the banner.
 /// Call before any thread of palisade's own exists: a launcher may fork.
 pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
     let self_exe = std::env::current_exe().ok();
-    let launcher: Box<dyn Launcher> = match (&self_exe, s.sandbox) {
-        (Some(exe), true) => Box::new(Sandboxed::new(exe.clone())),
-        (None, true) => bail!("cannot find palisade's own executable to start the sandbox"),
-        (_, false) => Box::new(Plain { self_exe }),
+    let launcher: Box<dyn Launcher> = if s.unsandboxed {
+        Box::new(Plain { self_exe })
+    } else {
+        let Some(exe) = self_exe else {
+            bail!("cannot find palisade's own executable to start the sandbox")
+        };
+        sandbox_launcher(&s.name, exe)?
     };
     let spec = LaunchSpec {
         argv: s.argv.clone(),
@@ -33,6 +43,33 @@ pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
     let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();
     let description = format!("{}{notes}", launcher.describe());
     Ok((launched, description))
+}
+
+/// The sandbox launcher this machine supports, or a refusal that says why and what to do.
+#[cfg(target_os = "linux")]
+fn sandbox_launcher(name: &str, exe: PathBuf) -> Result<Box<dyn Launcher>> {
+    use palisade_sandbox::linux::probe::{Tier, quick};
+    let (tier, reasons) = quick();
+    match tier {
+        Tier::One => Ok(Box::new(Sandboxed::new(exe))),
+        Tier::Two | Tier::Three => Err(ConfigError(format!(
+            "this machine cannot give `{name}` the full sandbox ({}), so palisade will not start it. \
+             Run `palisade doctor` for details; to run this server without the sandbox anyway, set \
+             trust = \"unsandboxed\" in its [servers.{name}] policy table (or pass --unsandboxed)",
+            reasons.join("; ")
+        ))
+        .into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sandbox_launcher(name: &str, _exe: PathBuf) -> Result<Box<dyn Launcher>> {
+    Err(ConfigError(format!(
+        "palisade has no OS sandbox on this platform yet, so it will not start `{name}`; to run it \
+         without one, set trust = \"unsandboxed\" in its [servers.{name}] policy table (or pass \
+         --unsandboxed)"
+    ))
+    .into())
 }
 
 /// The effective sandbox as one readable block for stderr: what the server sees, may change and may run,

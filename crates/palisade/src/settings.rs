@@ -2,7 +2,7 @@
 //! with. Commands receive these structs, never clap's raw arguments.
 
 use anyhow::{Context, Result, anyhow, bail};
-use palisade_policy::{Overrides, Policy, PolicyFile, Profile, ResolveEnv, resolve};
+use palisade_policy::{Overrides, Policy, PolicyFile, Profile, ResolveEnv, Trust, resolve};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,8 +39,9 @@ pub(crate) struct ServerSettings {
     pub(crate) pins: PathBuf,
     /// Policy warnings worth showing at start-up (file and resolution), rendered.
     pub(crate) warnings: Vec<String>,
-    /// Start the server in the OS sandbox (`--sandbox`).
-    pub(crate) sandbox: bool,
+    /// Run the server WITHOUT the OS sandbox: its policy table says `trust = "unsandboxed"`, or
+    /// `--unsandboxed` was given.
+    pub(crate) unsandboxed: bool,
     /// Programs the sandboxed server may execute besides its own (`--allow-exec`).
     pub(crate) allow_exec: Vec<PathBuf>,
 }
@@ -144,10 +145,10 @@ pub(crate) fn server_settings(
             || "embedded default".to_owned(),
             |p| p.display().to_string(),
         ),
+        unsandboxed: args.unsandboxed || policy.trust == Trust::Unsandboxed,
         policy: Arc::new(policy),
         pins,
         warnings,
-        sandbox: args.sandbox,
         allow_exec: args.allow_exec.clone(),
     })
 }

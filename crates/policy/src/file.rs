@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Location};
 use crate::layer::{Layer, Site, SitedPath};
-use crate::model::{ArgRule, PinMode, Profile, ServerCommand, UnknownArgs};
+use crate::model::{ArgRule, PinMode, Profile, ServerCommand, Trust, UnknownArgs};
 use crate::values::{self, Bad, PathSpec};
 
 /// The strict built-in policy, applied under every policy file (see `docs/policy.md`).
@@ -51,6 +51,7 @@ const SERVER_KEYS: &[&str] = &[
     "command",
     "env",
     "profile",
+    "trust",
     "tools",
     "filesystem",
     "network",
@@ -77,6 +78,8 @@ pub struct PolicyFile {
 pub(crate) struct ServerEntry {
     pub(crate) command: Option<ServerCommand>,
     pub(crate) profile: Option<Profile>,
+    /// `trust = "unsandboxed"`: run this server without the OS sandbox.
+    pub(crate) trust: Option<Trust>,
     pub(crate) layer: Layer,
 }
 
@@ -592,6 +595,15 @@ impl<'s> Cx<'s> {
         ServerEntry {
             command,
             profile: self.profile(path, t),
+            trust: self.one(path, t, "trust", |s| match s {
+                "sandboxed" => Ok(Trust::Sandboxed),
+                "unsandboxed" => Ok(Trust::Unsandboxed),
+                _ => Err(Bad::new(
+                    Code::InvalidValue,
+                    "is not a trust level",
+                    "write trust = \"unsandboxed\" to run this server without the OS sandbox (its banner and audit log say so), or remove the key",
+                )),
+            }),
             layer: self.sections(path, t),
         }
     }

@@ -209,6 +209,17 @@ pub struct ServerCommand {
     pub env: Vec<(String, String)>,
 }
 
+/// Whether a server runs in the OS sandbox. Only a `[servers.NAME]` table can lower it, one server at a
+/// time: there is no global switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trust {
+    /// The OS sandbox (the default): palisade refuses to start the server where no sandbox is available.
+    #[default]
+    Sandboxed,
+    /// A plain child process with a scrubbed environment: the user trusts this server with their account.
+    Unsandboxed,
+}
+
 /// The compiled policy for one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -216,6 +227,8 @@ pub struct Policy {
     pub server: String,
     /// Profile whose presets were applied.
     pub profile: Profile,
+    /// Sandboxed (default) or explicitly trusted to run without the sandbox.
+    pub trust: Trust,
     /// Tool allow/deny.
     pub tools: ToolRules,
     /// Filesystem roots.

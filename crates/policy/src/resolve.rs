@@ -160,6 +160,7 @@ pub fn resolve(
     let policy = Policy {
         server: server.unwrap_or(derived_server_name).to_owned(),
         profile,
+        trust: entry.and_then(|e| e.trust).unwrap_or_default(),
         tools: s.tools,
         fs: FsRules { read, write },
         net: s.net,

@@ -865,3 +865,38 @@ fn sizes_may_be_integers_or_units() {
     );
     assert_eq!(p.limits.max_message_bytes, 512 << 10);
 }
+
+// ---- trust ---------------------------------------------------------------------------------------------
+
+#[test]
+fn servers_are_sandboxed_unless_their_own_table_says_unsandboxed() {
+    assert_eq!(default_policy().trust, Trust::Sandboxed);
+    let text = "version = 1\n[servers.docker]\ncommand = [\"docker\"]\ntrust = \"unsandboxed\"\n[servers.other]\ncommand = [\"x\"]\n";
+    let o = Overrides::default();
+    assert_eq!(
+        resolve_file(text, Some("docker"), &o).trust,
+        Trust::Unsandboxed
+    );
+    // One server's trust is not another's.
+    assert_eq!(
+        resolve_file(text, Some("other"), &o).trust,
+        Trust::Sandboxed
+    );
+    assert_eq!(resolve_file(text, None, &o).trust, Trust::Sandboxed);
+}
+
+#[test]
+fn trust_is_per_server_and_spelled_exactly() {
+    let d = expect(
+        "version = 1\n[servers.a]\ncommand = [\"a\"]\ntrust = \"yes\"\n",
+        Code::InvalidValue,
+        4,
+    );
+    assert!(d.help.contains("unsandboxed"), "{d}");
+    // No global switch.
+    expect(
+        "version = 1\ntrust = \"unsandboxed\"\n",
+        Code::UnknownKey,
+        2,
+    );
+}

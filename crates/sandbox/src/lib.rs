@@ -220,7 +220,7 @@ pub struct Plain {
 
 impl Launcher for Plain {
     fn describe(&self) -> String {
-        "plain child process, NOT sandboxed (add --sandbox for the OS sandbox preview): scrubbed environment, killed with palisade".into()
+        "plain child process, NOT sandboxed (trusted: `trust = \"unsandboxed\"` or --unsandboxed): scrubbed environment, killed with palisade".into()
     }
 
     fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched> {

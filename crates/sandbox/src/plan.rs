@@ -176,6 +176,46 @@ pub fn shell_launcher(argv: &[String]) -> Option<String> {
     })
 }
 
+/// When `argv` runs `env [OPTION]… [NAME=VALUE]… PROGRAM …` (a common way MCP client configs set
+/// variables): the program `env` will execute, and the `PATH` it will look it up on (an assignment to
+/// `PATH` on the command line wins). `None` for anything else, and for `env -S` (a string `env` splits
+/// itself), which palisade does not second-guess: the program then needs `--allow-exec`.
+pub fn env_program(argv: &[String]) -> Option<(&str, Option<&str>)> {
+    if Path::new(argv.first()?).file_name()? != "env" {
+        return None;
+    }
+    let mut path = None;
+    let mut args = argv[1..].iter();
+    let mut options = true;
+    while let Some(a) = args.next() {
+        if options {
+            match a.as_str() {
+                "--" => {
+                    options = false;
+                    continue;
+                }
+                "-i" | "-" | "--ignore-environment" | "-0" | "--null" => continue,
+                "-u" | "--unset" | "-C" | "--chdir" => {
+                    args.next();
+                    continue;
+                }
+                s if s.starts_with("--unset=") || s.starts_with("--chdir=") => continue,
+                s if s.starts_with("-S") || s.starts_with("--split-string") => return None,
+                s if s.starts_with('-') => return None,
+                _ => options = false,
+            }
+        }
+        if let Some((name, value)) = a.split_once('=') {
+            if name == "PATH" {
+                path = Some(value);
+            }
+            continue;
+        }
+        return Some((a.as_str(), path));
+    }
+    None
+}
+
 /// Why no sandbox could be planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -272,6 +312,16 @@ pub fn plan(input: &PlanInput) -> Result<SandboxSpec, PlanError> {
 
     p.system();
     p.executable(&exe, 0, true);
+    // `env NAME=VALUE… PROGRAM`: PROGRAM is the server, so it is as executable as argv[0].
+    if let Some((program, path)) = env_program(&input.argv) {
+        let found =
+            resolve_program(program, path.unwrap_or(path_var), &input.cwd).ok_or_else(|| {
+                PlanError::NotFound {
+                    program: program.to_owned(),
+                }
+            })?;
+        p.executable(&found, 0, true);
+    }
     if shell_launcher(&input.argv).is_some() {
         for sh in LAUNCHER_SHELL {
             if Path::new(sh).exists() {

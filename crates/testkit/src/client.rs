@@ -72,6 +72,8 @@ pub struct McpProcess {
     events: Receiver<Event>,
     stdout_eof: bool,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Set once the stderr copy reached end of file.
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
     timeout: Duration,
     next_id: i64,
     responses: VecDeque<Value>,
@@ -139,13 +141,18 @@ impl McpProcess {
 
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
+        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::clone(&stderr_done);
         thread::Builder::new()
             .name("mcp-stderr".into())
             .spawn(move || {
                 let mut buf = [0u8; 8192];
                 loop {
                     match stderr_pipe.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => {
+                            done.store(true, std::sync::atomic::Ordering::Release);
+                            return;
+                        }
                         Ok(n) => sink
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -162,6 +169,7 @@ impl McpProcess {
             events,
             stdout_eof: false,
             stderr,
+            stderr_done,
             timeout: default_timeout(),
             next_id: 1,
             responses: VecDeque::new(),
@@ -438,13 +446,23 @@ impl McpProcess {
         self.stdin = None;
     }
 
-    /// Waits up to `timeout` for the child to exit; `None` if it is still running.
+    /// Waits up to `timeout` for the child to exit; `None` if it is still running. Once it has exited,
+    /// also waits (up to 2 s more) until its stderr is copied to the end, so [`McpProcess::stderr`] holds
+    /// its last words.
     #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
+                Ok(Some(status)) => {
+                    let drained = Instant::now() + Duration::from_secs(2);
+                    while !self.stderr_done.load(std::sync::atomic::Ordering::Acquire)
+                        && Instant::now() < drained
+                    {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    return Some(status);
+                }
                 Ok(None) if Instant::now() >= deadline => return None,
                 Ok(None) => thread::sleep(Duration::from_millis(10)),
                 Err(e) => panic!("waiting for `{}`: {e}", self.label),

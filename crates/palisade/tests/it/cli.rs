@@ -443,3 +443,53 @@ fn doctor_reports_tier_one_on_this_machine_in_text_and_json() {
         "{text}"
     );
 }
+
+/// Without the full sandbox, palisade refuses to start a server (exit 2) and says how to proceed; it never
+/// falls back to an unsandboxed child on its own.
+#[test]
+fn without_the_full_sandbox_a_server_is_refused_not_silently_unsandboxed() {
+    let home = TestHome::new();
+    let out = crate::util::cmd(&home, &["run", "--", &crate::util::echo_server()])
+        .env("PALISADE_SANDBOX_TIER", "2")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (code, stdout, err) = code_out_err(&out);
+    assert_eq!(code, Some(2), "{stdout}\n{err}");
+    assert!(err.contains("will not start it"), "{err}");
+    assert!(err.contains("palisade doctor"), "{err}");
+    assert!(err.contains("trust = \"unsandboxed\""), "{err}");
+    assert!(stdout.is_empty(), "{stdout}");
+}
+
+/// A server runs unsandboxed only when its own policy table (or `--unsandboxed`) says so, and the banner
+/// says it; the sandbox is the default otherwise.
+#[test]
+fn trust_unsandboxed_is_per_server_and_announced() {
+    let home = TestHome::new();
+    let policy = home.root().join("policy.toml");
+    let echo = crate::util::echo_server();
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[servers.trusted]\ncommand = [{echo:?}]\ntrust = \"unsandboxed\"\n\
+             [servers.other]\ncommand = [{echo:?}]\n"
+        ),
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let banner = |server: &str| {
+        let mut p = crate::util::cmd(&home, &["run", "--policy", policy, "--server", server]);
+        let mut p = palisade_testkit::McpProcess::spawn({
+            p.stdin(std::process::Stdio::piped());
+            p
+        });
+        p.initialize();
+        p.stderr()
+    };
+    let trusted = banner("trusted");
+    assert!(trusted.contains("NOT sandboxed"), "{trusted}");
+    let other = banner("other");
+    assert!(other.contains("sandbox tier 1"), "{other}");
+    assert!(!other.contains("NOT sandboxed"), "{other}");
+}

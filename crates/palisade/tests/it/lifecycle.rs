@@ -1,6 +1,9 @@
 //! Process lifecycle of `palisade run`: no orphans when palisade dies (even by `kill -9`, even when the real
 //! server is a grandchild behind a launcher), a clean exit when the client closes its input, errors for
 //! requests pending when the server dies, and the server's stderr passed through prefixed and masked.
+//!
+//! These run the plain launcher (`--unsandboxed`), whose process tree (palisade → server, watchdog) they
+//! inspect; the sandbox's lifetime (PID namespace, PID 1 reaper) is tested in `sandbox.rs`.
 
 use crate::util::{self, audit_log, echo_server_with, spawn_run, wait_event, wait_for};
 use palisade_testkit::client::LEGACY_PROTOCOL_VERSION;
@@ -157,7 +160,7 @@ fn kill_9_of_palisade_leaves_no_server_process_behind_even_a_grandchild() {
     let home = TestHome::new();
     let mut palisade = spawn_run(
         &home,
-        &["--server", "everything"],
+        &["--unsandboxed", "--server", "everything"],
         &server_everything_behind_a_shell(),
     );
     palisade.initialize();
@@ -174,7 +177,7 @@ fn closing_stdin_stops_the_server_and_palisade_exits_0() {
     let home = TestHome::new();
     let mut palisade = spawn_run(
         &home,
-        &["--server", "everything"],
+        &["--unsandboxed", "--server", "everything"],
         &server_everything_behind_a_shell(),
     );
     // No client capabilities: with `roots`, server-everything asks for the roots and stays alive while that
@@ -218,7 +221,7 @@ fn a_server_that_ignores_end_of_input_is_killed_with_its_process_group_after_the
         "-c".to_owned(),
         format!("'{}'; exec sleep 60", util::echo_server()),
     ];
-    let mut palisade = spawn_run(&home, &["--server", "stubborn"], &server);
+    let mut palisade = spawn_run(&home, &["--unsandboxed", "--server", "stubborn"], &server);
     palisade.initialize();
     let tree = descendants(palisade.pid());
     let _reaper = Reaper(tree.clone());
@@ -261,7 +264,11 @@ fn a_call_sent_right_before_the_client_closes_its_input_is_still_answered() {
     // first call of a session is held until palisade has listed the tools itself; end of input must not
     // drop it: the echo server answers every request it received before end of input.
     let home = TestHome::new();
-    let mut palisade = spawn_run(&home, &["--server", "echo"], &echo_server_with(&[]));
+    let mut palisade = spawn_run(
+        &home,
+        &["--unsandboxed", "--server", "echo"],
+        &echo_server_with(&[]),
+    );
     let init = palisade.send_request(
         "initialize",
         json!({"protocolVersion": LEGACY_PROTOCOL_VERSION, "capabilities": {},
@@ -297,7 +304,7 @@ fn server_dies_mid_call(
 ) -> (McpProcess, serde_json::Value, std::path::PathBuf, Reaper) {
     let mut palisade = spawn_run(
         home,
-        &["--server", "slow"],
+        &["--unsandboxed", "--server", "slow"],
         &echo_server_with(&[("ECHO_SERVER_SLOW_MS", "10000")]),
     );
     palisade.initialize();
@@ -400,7 +407,7 @@ fn server_stderr_is_passed_through_prefixed_with_the_server_name_and_secrets_mas
             util::echo_server()
         ),
     ];
-    let mut palisade = spawn_run(&home, &["--server", "chatty"], &server);
+    let mut palisade = spawn_run(&home, &["--unsandboxed", "--server", "chatty"], &server);
     palisade.initialize();
 
     let stderr = wait_for(

@@ -48,7 +48,7 @@ pub struct Facts {
     /// Effective uid is 0.
     pub root: bool,
     /// As root: a pids cgroup can be made (where), or why not. `RLIMIT_NPROC` does not bind root, so
-    /// without one `run --sandbox` refuses to start as root. Unprivileged: not probed (`Ok("")`).
+    /// without one `run` refuses to start a sandboxed server as root. Unprivileged: not probed (`Ok("")`).
     pub pids_cgroup: Result<String, String>,
 }
 
@@ -149,10 +149,12 @@ pub fn decide_tier(f: &Facts) -> (Tier, Vec<String>) {
     }
     if f.root && tier != Tier::Three {
         match &f.pids_cgroup {
-            Ok(w) => reasons.push(format!("process limit for root: a pids cgroup per server ({w})")),
+            Ok(w) => reasons.push(format!(
+                "process limit for root: a pids cgroup per server ({w})"
+            )),
             Err(e) => reasons.push(format!(
-                "process limit not enforceable for root: no pids cgroup ({e}); `palisade run --sandbox` \
-                 refuses to start as root until one is mounted"
+                "process limit not enforceable for root: no pids cgroup ({e}); `palisade run` \
+                 refuses to start a sandboxed server as root until one is mounted"
             )),
         }
     }
@@ -193,6 +195,61 @@ pub fn probe() -> Probe {
         reasons,
         facts,
     }
+}
+
+/// The environment variable that forces a tier (`1` or `2`) where the quick check guesses wrong, or to
+/// exercise tier 2 on a machine that has tier 1. It can only lower what palisade would pick, or ask for
+/// tier 1 where it was ruled out (the helper then fails closed if the kernel refuses); never tier 3.
+pub const TIER_ENV: &str = "PALISADE_SANDBOX_TIER";
+
+/// The tier for a launch, without [`probe`]'s child process (≈ 2 ms that every server start would pay):
+/// Landlock's version query, seccomp's action list, and the sysctls that switch user namespaces off.
+/// Where namespaces are blocked some other way (a container's seccomp filter), the helper's `unshare`
+/// fails and the start fails closed with that error; `palisade doctor` (the full probe) explains, and
+/// `PALISADE_SANDBOX_TIER=2` selects the degraded tier.
+pub fn quick() -> (Tier, Vec<String>) {
+    let root = rustix::process::geteuid().is_root();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mut facts = Facts {
+        userns: Ok(()),
+        unprivileged_userns_clone: read_sysctl("/proc/sys/kernel/unprivileged_userns_clone"),
+        max_user_namespaces: read_sysctl("/proc/sys/user/max_user_namespaces"),
+        apparmor_restrict_userns: read_sysctl(
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        ),
+        landlock: super::landlock::kernel_abi(),
+        seccomp: seccomp_available(
+            std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
+                .ok()
+                .as_deref(),
+            &status,
+        ),
+        already_filtered: status_field(&status, "Seccomp") == Some("2"),
+        root,
+        pids_cgroup: Ok(String::new()),
+    };
+    facts.userns = userns_sysctls(&facts);
+    let forced = std::env::var(TIER_ENV).ok();
+    match forced.as_deref() {
+        Some("2") => facts.userns = Err(format!("{TIER_ENV}=2")),
+        Some("1") => facts.userns = Ok(()),
+        _ => {}
+    }
+    decide_tier(&facts)
+}
+
+/// What the sysctls say about user namespaces for this user. Pure.
+pub fn userns_sysctls(f: &Facts) -> Result<(), String> {
+    if f.max_user_namespaces == Some(0) {
+        return Err("user.max_user_namespaces=0".into());
+    }
+    if !f.root && f.unprivileged_userns_clone == Some(0) {
+        return Err("kernel.unprivileged_userns_clone=0".into());
+    }
+    if !f.root && f.apparmor_restrict_userns == Some(1) {
+        return Err("kernel.apparmor_restrict_unprivileged_userns=1".into());
+    }
+    Ok(())
 }
 
 fn read_sysctl(path: &str) -> Option<i64> {
@@ -460,6 +517,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("AppArmor"), "{text}");
+    }
+
+    #[test]
+    fn sysctls_that_switch_user_namespaces_off_rule_out_tier_1() {
+        let mut f = facts(true, Some(7), true);
+        assert_eq!(userns_sysctls(&f), Ok(()));
+        f.apparmor_restrict_userns = Some(1);
+        assert!(userns_sysctls(&f).unwrap_err().contains("apparmor"));
+        // Root is not subject to the unprivileged switches…
+        f.root = true;
+        assert_eq!(userns_sysctls(&f), Ok(()));
+        f.unprivileged_userns_clone = Some(0);
+        assert_eq!(userns_sysctls(&f), Ok(()));
+        // …but nobody gets a namespace when the count is 0.
+        f.max_user_namespaces = Some(0);
+        assert!(
+            userns_sysctls(&f)
+                .unwrap_err()
+                .contains("max_user_namespaces")
+        );
     }
 
     fn kernel_abi_for_test() -> Option<i32> {

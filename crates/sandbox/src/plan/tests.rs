@@ -568,3 +568,40 @@ fn the_egress_proxy_is_the_only_tcp_destination_and_every_client_is_pointed_at_i
     assert!(spec.landlock.connect_tcp.is_empty());
     assert!(!spec.env.iter().any(|(k, _)| k == "HTTP_PROXY"));
 }
+
+#[test]
+fn env_assignments_before_the_program_are_skipped_to_find_the_server() {
+    let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+    assert_eq!(
+        env_program(&v(&["/usr/bin/env", "A=1", "B=2", "node", "x.js"])),
+        Some(("node", None))
+    );
+    assert_eq!(env_program(&v(&["env", "-i", "PATH=/opt/bin"])), None);
+    assert_eq!(
+        env_program(&v(&["env", "-u", "X", "PATH=/opt/bin", "srv"])),
+        Some(("srv", Some("/opt/bin")))
+    );
+    assert_eq!(
+        env_program(&v(&["env", "--", "A=1", "srv"])),
+        Some(("srv", None))
+    );
+    assert_eq!(env_program(&v(&["env", "-S", "node x.js"])), None);
+    assert_eq!(env_program(&v(&["node", "A=1"])), None);
+}
+
+#[test]
+fn the_program_env_runs_is_executable_in_the_sandbox() {
+    let t = Tmp::new();
+    let srv = t.exe("bin/srv", "#!/bin/sh\n");
+    let input = t.input(&["/usr/bin/env", "X=1", srv.to_str().unwrap()]);
+    let spec = plan(&input).unwrap();
+    let srv = std::fs::canonicalize(&srv).unwrap();
+    assert!(
+        spec.landlock.read_exec.contains(&srv),
+        "{:?}",
+        spec.landlock.read_exec
+    );
+    // …and a program that does not exist is a planning error, not a silent omission.
+    let input = t.input(&["/usr/bin/env", "X=1", "/nonexistent/srv"]);
+    assert!(matches!(plan(&input), Err(PlanError::NotFound { .. })));
+}

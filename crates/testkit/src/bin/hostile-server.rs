@@ -1,6 +1,6 @@
 //! `palisade-hostile-server`: an MCP server whose tools each try ONE escape from a sandbox and say what
-//! happened. The hostile-server suite (`crates/palisade/tests/it/hostile.rs`) runs it under `palisade run
-//! --sandbox` and asserts that every probe fails while the benign `echo` tool keeps working.
+//! happened. The hostile-server suite (`crates/palisade/tests/it/hostile.rs`) runs it under `palisade run`
+//! (sandboxed by default) and asserts that every probe fails while the benign `echo` tool keeps working.
 //!
 //! Newline-delimited JSON-RPC on stdin/stdout like `palisade-echo-server`: `initialize`, `ping`,
 //! `tools/list`, `tools/call`. Every probe answers with one text content item holding a JSON object
