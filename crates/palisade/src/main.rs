@@ -17,7 +17,7 @@ mod settings;
 
 use clap::Parser;
 
-use cli::{Cli, Command, PinCommand, PolicyCommand};
+use cli::{Cli, Command, PinCommand, PolicyCommand, TokenCommand};
 
 /// The process exit status contract, defined once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,5 +100,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         } => commands::pin::accept(server, pins, all, tools),
         Command::Doctor { format } => commands::doctor::doctor(format),
         Command::Secret(args) => commands::secret::secret(args),
+        Command::Serve(args) => commands::serve::serve(&args),
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                client,
+                scopes,
+                ttl,
+                tokens,
+            } => commands::token::create(tokens, &client, scopes, &ttl),
+            TokenCommand::List { format, tokens } => commands::token::list(tokens, format),
+            TokenCommand::Revoke { id, tokens } => commands::token::revoke(tokens, &id),
+        },
     }
 }

@@ -8,3 +8,5 @@ pub(crate) mod policy;
 pub(crate) mod run;
 pub(crate) mod scan;
 pub(crate) mod secret;
+pub(crate) mod serve;
+pub(crate) mod token;

@@ -147,7 +147,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
 /// Opens the audit log for this process alone. While another palisade process (a second client of the
 /// same server) holds `<server>.jsonl`, this one writes `<server>.2.jsonl`, `<server>.3.jsonl`, …: each
 /// file is one chain with one writer, and appends need no per-event locking.
-fn open_audit(
+pub(crate) fn open_audit(
     path: &std::path::Path,
     durable: bool,
 ) -> Result<(

@@ -1,0 +1,52 @@
+//! What the gateway needs from the binary for each server it serves.
+//!
+//! The gateway never starts a process, reads a pins file or opens an audit log itself: those belong to the
+//! `palisade` binary (one launch path for `run`, `inspect` and `serve`; one pins store; one audit mapping).
+//! A [`Backend`] is the binary's answer for one `[servers.NAME]` entry (or the `-- CMD` server).
+
+use palisade_audit::Event;
+use palisade_guard::{Note, Pipeline, SessionState};
+use std::io;
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
+use std::sync::Arc;
+
+/// A server process started for the gateway: its pipes, and how to stop it.
+pub struct Spawned {
+    /// The server's stdin (palisade writes requests here).
+    pub stdin: ChildStdin,
+    /// The server's stdout (palisade reads responses here).
+    pub stdout: ChildStdout,
+    /// The server's stderr, copied to palisade's own with a prefix.
+    pub stderr: Option<ChildStderr>,
+    /// The process id, for the audit trail.
+    pub pid: u32,
+    /// Waits (up to a grace period) for the process to exit after its stdin closed, stops its process
+    /// group if it does not, and releases what the launcher holds. Blocking; returns a one-line
+    /// description of how the server ended.
+    pub stop: Box<dyn FnOnce() -> String + Send>,
+}
+
+impl std::fmt::Debug for Spawned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spawned").field("pid", &self.pid).finish()
+    }
+}
+
+/// One server behind the gateway, provided by the binary.
+pub trait Backend: Send + Sync + 'static {
+    /// The server's name (policy key, pins key, audit `server`, the `<name>` of `/mcp/<name>`).
+    fn name(&self) -> &str;
+    /// The guard pipeline compiled from the server's policy (shared by all its sessions).
+    fn pipeline(&self) -> Arc<Pipeline>;
+    /// Starts one server process. Blocking: the gateway calls it on a blocking thread.
+    fn spawn(&self) -> io::Result<Spawned>;
+    /// A fresh session state with the server's approved pins loaded.
+    fn session_state(&self) -> SessionState;
+    /// Persists the pins of `st` (called when [`SessionState::pins_dirty`] is set).
+    fn save_pins(&self, st: &SessionState);
+    /// Records a guard note for `client` in the server's audit trail (and tells the person when it needs
+    /// one).
+    fn record(&self, client: Option<&str>, note: &Note);
+    /// Records an event palisade made itself (spawn, exit, authentication and transport refusals).
+    fn event(&self, ev: Event);
+}

@@ -1,0 +1,736 @@
+//! One server process behind the gateway, driven through the guard pipeline by one task.
+//!
+//! # Shape
+//! An [`Upstream`] task owns a server process's pipes, the [`Pipeline`] state of its session and the table
+//! of client requests waiting for an answer. HTTP handlers talk to it only through [`Cmd`] messages, so
+//! the session state has exactly one owner and needs no lock, as in the stdio proxy (`proxy.rs`): the
+//! same pipeline calls (`on_client`, `on_server`, `drain_deferred`, `expire`, `server_gone`) run in the
+//! same order, every note is recorded before the message it describes is released, and palisade's own
+//! `tools/list` requests never reach a client.
+//!
+//! # Two ways a process is used
+//! * **Per session** (2025-11-25 era): one process per `MCP-Session-Id`. Clients' JSON-RPC ids go through
+//!   unchanged, server→client requests (sampling, elicitation, roots) have exactly one client to go to,
+//!   and sessions are isolated from each other for free.
+//! * **Shared** (2026-07-28 era, no sessions): one process per server serves every stateless request. Each
+//!   request gets an id palisade allocates (`palisade-http-N`), spliced in without touching the rest of
+//!   the message ([`crate::ids::with_id`]), and the client's own id is restored on the way back, so
+//!   clients that pick the same ids never see each other's answers.
+//!
+//! # Where server messages go
+//! A response goes to the HTTP request that asked. A `notifications/progress` goes to the request whose
+//! `_meta.progressToken` it carries. Server requests and log messages belong to the work in progress: they
+//! go to the most recent request still waiting, or to the standalone GET stream when nothing is waiting.
+//! Anything else (list changes, resource updates) goes to the GET stream, held (up to [`BACKLOG`]
+//! messages) until one is open.
+
+use bytes::Bytes;
+use palisade_audit::{Event, Kind as AuditKind};
+use palisade_guard::{Direction, Forward, Note, Outcome, Pipeline, SessionState};
+use palisade_mcp::{Framer, Id, Kind, Message, ReadEvent, error_response};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::{Backend, Spawned};
+use crate::headers;
+use crate::ids;
+use crate::scope::Principal;
+
+/// Server messages held for a GET stream that is not open yet.
+pub(crate) const BACKLOG: usize = 256;
+/// Messages buffered per client stream before palisade gives up on a client that does not read.
+pub(crate) const STREAM_BUFFER: usize = 1024;
+/// Read size for the server's stdout.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One message for a client stream. `last` marks the response that completes an HTTP request.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub(crate) bytes: Bytes,
+    pub(crate) last: bool,
+}
+
+/// Where the messages for one client request go.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) tx: mpsc::Sender<Frame>,
+    /// Identifies the HTTP request, for [`Cmd::Abandon`].
+    pub(crate) key: u64,
+}
+
+/// What HTTP handlers ask of an upstream.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// A message from a client; `reply` is set for requests.
+    Client {
+        msg: Message,
+        principal: Arc<Principal>,
+        /// `Mcp-Param-*` headers of a stateless `tools/call`, checked against the tool's annotations.
+        params: Vec<(String, String)>,
+        reply: Option<Reply>,
+    },
+    /// Open the standalone stream for server-initiated messages (2025-11-25 GET). Answers `false` when one
+    /// is already open.
+    Listen {
+        tx: mpsc::Sender<Frame>,
+        opened: oneshot::Sender<bool>,
+    },
+    /// The client closed the stream of request `key` before its response (2026-07-28: a cancellation).
+    Abandon { key: u64 },
+    /// End the session (DELETE, shutdown).
+    Close,
+}
+
+/// How an upstream ended, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Closed,
+    ServerGone,
+    Idle,
+}
+
+struct Pending {
+    tx: mpsc::Sender<Frame>,
+    key: u64,
+    /// The client's own id, when palisade replaced it.
+    client_id: Option<Value>,
+    principal: Arc<Principal>,
+    progress: Option<Value>,
+    method: String,
+    seq: u64,
+    /// `Mcp-Param-*` headers still to be checked once the tool's definition is known.
+    params: Option<Vec<(String, String)>>,
+}
+
+/// The task that drives one server process.
+pub(crate) struct Upstream {
+    backend: Arc<dyn Backend>,
+    pipeline: Arc<Pipeline>,
+    st: SessionState,
+    /// Shared by stateless clients: ids are replaced.
+    multiplex: bool,
+    pending: HashMap<Id, Pending>,
+    next_id: u64,
+    seq: u64,
+    listen: Option<mpsc::Sender<Frame>>,
+    backlog: VecDeque<Bytes>,
+    to_server: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// The session's principal (per-session upstreams), for notes not tied to a request.
+    owner: Option<Arc<Principal>>,
+    label: String,
+}
+
+impl Upstream {
+    /// Starts the server (on a blocking thread) and returns the command channel of its task. `on_end` runs
+    /// once the task has finished and the process is stopped.
+    pub(crate) async fn start(
+        backend: Arc<dyn Backend>,
+        multiplex: bool,
+        owner: Option<Arc<Principal>>,
+        label: String,
+        idle: Duration,
+        on_end: Box<dyn FnOnce(Ended) + Send>,
+    ) -> std::io::Result<mpsc::Sender<Cmd>> {
+        let b = backend.clone();
+        let spawned = tokio::task::spawn_blocking(move || b.spawn())
+            .await
+            .map_err(std::io::Error::other)??;
+        let Spawned {
+            stdin,
+            stdout,
+            stderr,
+            pid,
+            stop,
+        } = spawned;
+        let stdin = tokio::process::ChildStdin::from_std(stdin)?;
+        let stdout = tokio::process::ChildStdout::from_std(stdout)?;
+        backend.event(
+            Event::new(AuditKind::Spawn, backend.name()).detail(format!("pid {pid}: {label}")),
+        );
+        if let Some(err) = stderr {
+            let err = tokio::process::ChildStderr::from_std(err)?;
+            let name = backend.name().to_owned();
+            tokio::spawn(copy_stderr(name, err));
+        }
+        let (to_server, from_actor) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(write_server(stdin, from_actor));
+        let (tx, rx) = mpsc::channel(256);
+        let st = backend.session_state();
+        let up = Upstream {
+            pipeline: backend.pipeline(),
+            backend,
+            st,
+            multiplex,
+            pending: HashMap::new(),
+            next_id: 0,
+            seq: 0,
+            listen: None,
+            backlog: VecDeque::new(),
+            to_server: Some(to_server),
+            owner,
+            label,
+        };
+        tokio::spawn(async move {
+            let (ended, up) = up.run(rx, stdout, idle).await;
+            let why = tokio::task::spawn_blocking(stop)
+                .await
+                .unwrap_or_else(|e| format!("server status unknown: {e}"));
+            up.backend.event(
+                Event::new(AuditKind::Exit, up.backend.name()).detail(format!(
+                    "{} ({}): {why}",
+                    up.label,
+                    match ended {
+                        Ended::Closed => "session closed",
+                        Ended::ServerGone => "server exited",
+                        Ended::Idle => "idle timeout",
+                    }
+                )),
+            );
+            on_end(ended);
+        });
+        Ok(tx)
+    }
+
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<Cmd>,
+        mut out: tokio::process::ChildStdout,
+        idle: Duration,
+    ) -> (Ended, Upstream) {
+        let max = self.pipeline.policy().limits.max_message_bytes;
+        let mut framer = Framer::new(max);
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut last_active = Instant::now();
+        let ended = loop {
+            let deadline = self.pipeline.next_deadline(&self.st);
+            let quiet =
+                self.pending.is_empty() && self.listen.as_ref().is_none_or(|l| l.is_closed());
+            let idle_at = quiet.then(|| last_active + idle);
+            tokio::select! {
+                cmd = cmds.recv() => {
+                    last_active = Instant::now();
+                    match cmd {
+                        None | Some(Cmd::Close) => break Ended::Closed,
+                        Some(c) => self.on_cmd(c),
+                    }
+                }
+                n = out.read(&mut buf) => {
+                    last_active = Instant::now();
+                    match n {
+                        Ok(0) | Err(_) => {
+                            framer.finish();
+                            self.pump(&mut framer);
+                            break Ended::ServerGone;
+                        }
+                        Ok(n) => {
+                            framer.push(&buf[..n]);
+                            self.pump(&mut framer);
+                        }
+                    }
+                }
+                () = sleep_until(deadline), if deadline.is_some() => self.expire(),
+                () = sleep_until(idle_at), if idle_at.is_some() => break Ended::Idle,
+            }
+        };
+        // Close the server's stdin (the writer task drops it) and answer whatever still waits.
+        self.to_server = None;
+        let why = match ended {
+            Ended::Closed => "the session was closed",
+            Ended::ServerGone => "the server exited",
+            Ended::Idle => "the session was idle",
+        };
+        let out = self.pipeline.server_gone(&mut self.st, why, Instant::now());
+        self.record(&out.notes, None);
+        for m in &out.to_client {
+            self.route_own(m);
+        }
+        (ended, self)
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Client {
+                msg,
+                principal,
+                params,
+                reply,
+            } => self.client_message(msg, principal, params, reply),
+            Cmd::Listen { tx, opened } => {
+                let busy = self.listen.as_ref().is_some_and(|l| !l.is_closed());
+                if busy {
+                    let _ = opened.send(false);
+                    return;
+                }
+                while let Some(b) = self.backlog.pop_front() {
+                    if tx
+                        .try_send(Frame {
+                            bytes: b,
+                            last: false,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                self.listen = Some(tx);
+                let _ = opened.send(true);
+            }
+            Cmd::Abandon { key } => self.abandon(key),
+            Cmd::Close => {}
+        }
+    }
+
+    fn client_message(
+        &mut self,
+        msg: Message,
+        principal: Arc<Principal>,
+        params: Vec<(String, String)>,
+        reply: Option<Reply>,
+    ) {
+        let now = Instant::now();
+        // The request this message is (its upstream id) and whether it is a duplicate in flight.
+        let mut direct: Option<(Id, mpsc::Sender<Frame>, bool)> = None;
+        let msg = match (msg.kind().clone(), reply) {
+            (Kind::Request { id, method }, Some(reply)) => {
+                let progress = msg
+                    .params()
+                    .and_then(|p| p.get("_meta"))
+                    .and_then(|m| m.get("progressToken"))
+                    .cloned();
+                let (msg, up_id, client_id) = if self.multiplex {
+                    self.next_id += 1;
+                    let up = Value::String(format!("palisade-http-{}", self.next_id));
+                    let Some(m) =
+                        ids::with_id(msg.raw(), &up).and_then(|b| Message::parse(&b).ok())
+                    else {
+                        return;
+                    };
+                    let up_id = Id::from_value(&up).unwrap_or_else(|| id.clone());
+                    (m, up_id, Some(id.to_value()))
+                } else {
+                    (msg, id.clone(), None)
+                };
+                let dup = self.pending.contains_key(&up_id);
+                // 2026-07-28: mirrored `Mcp-Param-*` headers must equal the arguments the server gets.
+                let check_params = self.multiplex && method == "tools/call";
+                if check_params && let Err(refusal) = self.param_check(&msg, &params) {
+                    self.header_mismatch(&principal, &refusal.message);
+                    let _ = reply.tx.try_send(Frame {
+                        bytes: Bytes::from(
+                            ids::with_id(&refusal_bytes(&up_id, &refusal), &id.to_value())
+                                .unwrap_or_default(),
+                        ),
+                        last: true,
+                    });
+                    return;
+                }
+                if !dup {
+                    self.seq += 1;
+                    self.pending.insert(
+                        up_id.clone(),
+                        Pending {
+                            tx: reply.tx.clone(),
+                            key: reply.key,
+                            client_id,
+                            principal: principal.clone(),
+                            progress,
+                            method,
+                            seq: self.seq,
+                            params: check_params.then_some(params),
+                        },
+                    );
+                }
+                direct = Some((up_id, reply.tx, dup));
+                msg
+            }
+            (_, _) => msg,
+        };
+        let out = self.pipeline.on_client(&msg, &mut self.st, now);
+        self.after_decision(&out, Some(&principal));
+        self.deliver(Direction::ToServer, msg.raw(), &out, direct.as_ref());
+    }
+
+    /// The client closed a stream before its response: in the stateless era that cancels the request.
+    fn abandon(&mut self, key: u64) {
+        let Some(up_id) = self
+            .pending
+            .iter()
+            .find(|(_, p)| p.key == key)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        let Some(p) = self.pending.remove(&up_id) else {
+            return;
+        };
+        if !self.multiplex {
+            // 2025-11-25: a disconnect is not a cancellation; the response, when it comes, is dropped.
+            return;
+        }
+        let cancel = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": up_id.to_value(), "reason": "the client closed the response stream"},
+        });
+        let Ok(msg) = Message::from_value(cancel) else {
+            return;
+        };
+        let out = self.pipeline.on_client(&msg, &mut self.st, Instant::now());
+        self.after_decision(&out, Some(&p.principal));
+        self.deliver(Direction::ToServer, msg.raw(), &out, None);
+    }
+
+    /// Decides, records and delivers every complete message from the server.
+    fn pump(&mut self, framer: &mut Framer) {
+        while let Some(ev) = framer.next_event() {
+            let now = Instant::now();
+            let (out, raw): (Outcome, &[u8]) = match ev {
+                ReadEvent::Eof => break,
+                ReadEvent::TooLong { len, id } => (
+                    self.pipeline
+                        .too_long(Direction::ToClient, len, id.as_ref(), &mut self.st),
+                    &[],
+                ),
+                ReadEvent::Line(line) => match Message::parse(line) {
+                    Ok(msg) => {
+                        let principal = self.principal_for(msg.id());
+                        let out = self.pipeline.on_server(&msg, &mut self.st, now);
+                        self.after_decision(&out, principal.as_ref());
+                        let forwarded = match &out.forward {
+                            Forward::Original => Some(msg.raw().to_vec()),
+                            Forward::Rewritten(b) => Some(b.clone()),
+                            Forward::No => None,
+                        };
+                        if let Some(bytes) = forwarded {
+                            self.route(bytes, msg.kind());
+                        }
+                        for m in &out.to_server {
+                            self.send_server(m);
+                        }
+                        for m in &out.to_client {
+                            self.route_own(m);
+                        }
+                        self.release_deferred();
+                        continue;
+                    }
+                    Err(e) => (self.pipeline.server_frame_error(&e), line),
+                },
+            };
+            self.after_decision(&out, None);
+            self.deliver(Direction::ToClient, raw, &out, None);
+            self.release_deferred();
+        }
+    }
+
+    fn principal_for(&self, id: Option<&Id>) -> Option<Arc<Principal>> {
+        id.and_then(|i| self.pending.get(i))
+            .map(|p| p.principal.clone())
+            .or_else(|| self.owner.clone())
+    }
+
+    /// Re-checks tool calls that were held while palisade listed the server's tools.
+    fn release_deferred(&mut self) {
+        if self.st.deferred.is_empty() {
+            return;
+        }
+        for raw in self.pipeline.drain_deferred(&mut self.st) {
+            let Ok(msg) = Message::parse(&raw) else {
+                continue;
+            };
+            let principal = self.principal_for(msg.id());
+            let held = msg
+                .id()
+                .and_then(|i| self.pending.get(i))
+                .and_then(|p| p.params.clone());
+            if let (Some(params), Some(id)) = (held, msg.id().cloned())
+                && let Err(refusal) = self.param_check(&msg, &params)
+            {
+                if let Some(p) = &principal {
+                    self.header_mismatch(p, &refusal.message);
+                }
+                self.route_own(&refusal_bytes(&id, &refusal));
+                continue;
+            }
+            let out = self
+                .pipeline
+                .on_client_retry(&msg, &mut self.st, Instant::now());
+            self.after_decision(&out, principal.as_ref());
+            self.deliver(Direction::ToServer, &raw, &out, None);
+        }
+    }
+
+    /// Fires call timeouts whose deadline passed.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        if self
+            .pipeline
+            .next_deadline(&self.st)
+            .is_none_or(|d| d > now)
+        {
+            return;
+        }
+        let out = self.pipeline.expire(&mut self.st, now);
+        self.after_decision(&out, None);
+        self.deliver(Direction::ToClient, &[], &out, None);
+        self.release_deferred();
+    }
+
+    /// Records the notes and saves pins; called before anything of the outcome is released.
+    fn after_decision(&mut self, out: &Outcome, principal: Option<&Arc<Principal>>) {
+        if self.st.pins_dirty {
+            self.st.pins_dirty = false;
+            self.backend.save_pins(&self.st);
+        }
+        self.record(&out.notes, principal);
+    }
+
+    fn record(&self, notes: &[Note], principal: Option<&Arc<Principal>>) {
+        let client = principal.or(self.owner.as_ref()).map(|p| p.name.as_str());
+        for n in notes {
+            self.backend.record(client, n);
+        }
+    }
+
+    /// Delivers an outcome: the message itself to the other side, then palisade's own messages. Replies
+    /// palisade makes to the request being decided (refusals, duplicate ids) go straight to its stream.
+    fn deliver(
+        &mut self,
+        dir: Direction,
+        raw: &[u8],
+        out: &Outcome,
+        direct: Option<&(Id, mpsc::Sender<Frame>, bool)>,
+    ) {
+        let forwarded: Option<&[u8]> = match &out.forward {
+            Forward::Original => Some(raw),
+            Forward::Rewritten(b) => Some(b),
+            Forward::No => None,
+        };
+        if let Some(bytes) = forwarded {
+            match dir {
+                Direction::ToServer => self.send_server(bytes),
+                Direction::ToClient => self.route_own(bytes),
+            }
+        }
+        for m in &out.to_server {
+            self.send_server(m);
+        }
+        for m in &out.to_client {
+            if let Some((id, tx, dup)) = direct
+                && response_id(m).as_ref() == Some(id)
+            {
+                let entry = if *dup { None } else { self.pending.remove(id) };
+                let bytes = match entry.as_ref().and_then(|p| p.client_id.as_ref()) {
+                    Some(cid) => ids::with_id(m, cid).unwrap_or_else(|| m.clone()),
+                    None => m.clone(),
+                };
+                let _ = tx.try_send(Frame {
+                    bytes: Bytes::from(bytes),
+                    last: true,
+                });
+                continue;
+            }
+            self.route_own(m);
+        }
+    }
+
+    fn send_server(&mut self, bytes: &[u8]) {
+        if let Some(tx) = &self.to_server {
+            let mut line = Vec::with_capacity(bytes.len() + 1);
+            line.extend_from_slice(bytes);
+            line.push(b'\n');
+            if tx.send(line).is_err() {
+                self.to_server = None;
+            }
+        }
+    }
+
+    /// Routes a message palisade built (or rewrote): classify it first.
+    fn route_own(&mut self, bytes: &[u8]) {
+        match Message::parse(bytes) {
+            Ok(m) => {
+                let kind = m.kind().clone();
+                self.route(bytes.to_vec(), &kind);
+            }
+            Err(_) => self.standalone(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// Sends a message bound for the client to the stream it belongs on.
+    fn route(&mut self, bytes: Vec<u8>, kind: &Kind) {
+        match kind {
+            Kind::Response { id, .. } => {
+                let Some(p) = id.as_ref().and_then(|i| self.pending.remove(i)) else {
+                    // Nobody waits for it any more (the client went away); the pipeline recorded it.
+                    return;
+                };
+                let mut bytes = bytes;
+                if p.method == "tools/list" && !p.principal.scopes.whole_server(self.backend.name())
+                {
+                    bytes =
+                        filter_tools(&bytes, &p.principal, self.backend.name()).unwrap_or(bytes);
+                }
+                if let Some(cid) = &p.client_id {
+                    bytes = ids::with_id(&bytes, cid).unwrap_or(bytes);
+                }
+                let _ = p.tx.try_send(Frame {
+                    bytes: Bytes::from(bytes),
+                    last: true,
+                });
+            }
+            Kind::Notification { method } if method == "notifications/progress" => {
+                let token = Message::parse(&bytes)
+                    .ok()
+                    .and_then(|m| m.params().and_then(|p| p.get("progressToken")).cloned());
+                let target = token.and_then(|t| {
+                    self.pending
+                        .values()
+                        .find(|p| p.progress.as_ref() == Some(&t))
+                        .map(|p| p.tx.clone())
+                });
+                match target {
+                    Some(tx) => {
+                        let _ = tx.try_send(Frame {
+                            bytes: Bytes::from(bytes),
+                            last: false,
+                        });
+                    }
+                    None if self.multiplex => {}
+                    None => self.standalone(Bytes::from(bytes)),
+                }
+            }
+            Kind::Request { .. } | Kind::Notification { .. } => {
+                let related = match kind {
+                    Kind::Request { .. } => true,
+                    Kind::Notification { method } => method == "notifications/message",
+                    Kind::Response { .. } => false,
+                };
+                let latest = related
+                    .then(|| {
+                        self.pending
+                            .values()
+                            .filter(|p| !p.tx.is_closed())
+                            .max_by_key(|p| p.seq)
+                            .map(|p| p.tx.clone())
+                    })
+                    .flatten();
+                match latest {
+                    Some(tx) => {
+                        let _ = tx.try_send(Frame {
+                            bytes: Bytes::from(bytes),
+                            last: false,
+                        });
+                    }
+                    // A shared stateless process has no session to deliver unrelated messages to.
+                    None if self.multiplex => {}
+                    None => self.standalone(Bytes::from(bytes)),
+                }
+            }
+        }
+    }
+
+    fn standalone(&mut self, bytes: Bytes) {
+        if let Some(l) = &self.listen
+            && l.try_send(Frame {
+                bytes: bytes.clone(),
+                last: false,
+            })
+            .is_ok()
+        {
+            return;
+        }
+        self.listen = None;
+        if self.backlog.len() >= BACKLOG {
+            self.backlog.pop_front();
+        }
+        self.backlog.push_back(bytes);
+    }
+}
+
+impl Upstream {
+    /// Checks the `Mcp-Param-*` headers of a `tools/call` against the tool's `x-mcp-header`
+    /// annotations, when palisade knows the tool (otherwise the call is held by the pipeline until the
+    /// tools are listed, and checked when released).
+    fn param_check(
+        &self,
+        msg: &Message,
+        params: &[(String, String)],
+    ) -> Result<(), headers::Refusal> {
+        let Some(tool) = msg.tool_name() else {
+            return Ok(());
+        };
+        let Some(entry) = self.st.tools.get(tool) else {
+            return Ok(());
+        };
+        let args = msg.params().and_then(|p| p.get("arguments"));
+        headers::check_param_headers(&entry.def, args, params)
+    }
+
+    fn header_mismatch(&self, principal: &Principal, detail: &str) {
+        let mut ev = Event::new(AuditKind::Policy, self.backend.name())
+            .method("tools/call")
+            .decision(palisade_audit::Decision::Deny)
+            .reason("header-mismatch")
+            .detail(palisade_audit::redact_str(detail).into_owned());
+        ev.client = Some(principal.name.clone());
+        ev.status = Some(palisade_audit::Status::Denied);
+        self.backend.event(ev);
+    }
+}
+
+fn refusal_bytes(id: &Id, r: &headers::Refusal) -> Vec<u8> {
+    error_response(Some(id), r.code, &r.message)
+}
+
+/// The id of a response palisade built, if it is one.
+fn response_id(bytes: &[u8]) -> Option<Id> {
+    let m = Message::parse(bytes).ok()?;
+    match m.kind() {
+        Kind::Response { id, .. } => id.clone(),
+        _ => None,
+    }
+}
+
+/// A `tools/list` result with the tools `principal` may not call removed.
+fn filter_tools(bytes: &[u8], principal: &Principal, server: &str) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    let tools = v.get_mut("result")?.get_mut("tools")?.as_array_mut()?;
+    tools.retain(|t| {
+        t.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| principal.scopes.tool(server, n))
+    });
+    serde_json::to_vec(&v).ok()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes queued lines to the server; dropping the channel's last sender closes the server's stdin.
+async fn write_server(
+    mut stdin: tokio::process::ChildStdin,
+    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(line) = lines.recv().await {
+        if stdin.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+/// Copies the server's stderr to palisade's, one prefixed line at a time, secrets masked.
+async fn copy_stderr(name: String, err: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(err).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        let text = String::from_utf8_lossy(&line);
+        eprintln!("[{name}] {}", palisade_audit::redact_str(&text));
+    }
+}
