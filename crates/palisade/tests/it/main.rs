@@ -20,3 +20,4 @@ mod sandbox;
 mod scan;
 mod sdk_client;
 mod secret;
+mod serve;

@@ -1,0 +1,268 @@
+//! `palisade serve`: the Streamable HTTP gateway, end to end (the real binary on an ephemeral loopback
+//! port, real servers behind it, a minimal HTTP client in front).
+
+#[path = "serve_http.rs"]
+mod http;
+
+use palisade_testkit::xdg::TestHome;
+use serde_json::{Value, json};
+
+use crate::util;
+use http::{Gateway, request, request_head};
+
+const ECHO: &str = "palisade-echo-server";
+
+fn echo() -> Vec<String> {
+    vec![util::echo_server()]
+}
+
+/// `palisade token create …`: the token (the last line of stdout).
+fn token(home: &TestHome, client: &str, scopes: &[&str], ttl: &str) -> String {
+    let mut args = vec!["token", "create", "--client", client, "--ttl", ttl];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let out = util::output(home, &args);
+    let (code, stdout, stderr) = util::code_out_err(&out);
+    assert_eq!(code, Some(0), "token create: {stderr}");
+    let last = stdout.lines().last().expect("a token line").to_owned();
+    assert!(last.starts_with("palisade_"), "{stdout}");
+    last
+}
+
+#[test]
+fn serve_session_lifecycle_json_sse_get_delete_and_404_after() {
+    let home = TestHome::new();
+    let gw = Gateway::start(&home, &["--no-auth"], &echo());
+    let mut c = gw.client("/mcp", None);
+    let init = c.initialize();
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+    let sid = c.session.clone().unwrap();
+    assert!(sid.len() >= 22, "a session id carries at least 128 bits: {sid}");
+    let tools = c.call(1, "tools/list", json!({}));
+    assert_eq!(util::tool_names(&tools), ["echo"]);
+    let r = c.call(2, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+    assert_eq!(util::call_text(&r), "hi", "{r}");
+
+    // The standalone stream opens once per session.
+    let hdrs = [
+        ("Accept", "text/event-stream"),
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let (head, _stream) = request_head(gw.addr, "GET", "/mcp", &hdrs);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let (second, _s2) = request_head(gw.addr, "GET", "/mcp", &hdrs);
+    assert_eq!(second.status, 409, "a second GET stream is refused");
+
+    // Another session id (a guess) is not found.
+    let mut other = c.clone();
+    other.session = Some("x".repeat(43));
+    assert_eq!(other.post(&json!({"jsonrpc":"2.0","id":3,"method":"ping"})).status, 404);
+
+    let del = request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None);
+    assert_eq!(del.status, 200, "{}", del.text());
+    let after = c.post(&json!({"jsonrpc":"2.0","id":4,"method":"ping"}));
+    assert_eq!(after.status, 404, "{}", after.text());
+
+    // Every exchange was recorded with the client's identity.
+    let events = util::wait_for(
+        std::time::Duration::from_secs(10),
+        "the tools/call in the audit log",
+        || {
+            let ev = util::audit_events(&home, ECHO);
+            ev.iter()
+                .any(|e| e["method"] == "tools/call" && e["status"] == "ok")
+                .then_some(ev)
+        },
+        || util::dump(&util::audit_log(&home, ECHO)),
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["method"] == "tools/call")
+            .all(|e| e["client"] == "anonymous"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn serve_refuses_foreign_hosts_and_origins_before_anything_else() {
+    let home = TestHome::new();
+    let gw = Gateway::start(&home, &["--no-auth"], &echo());
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let mut c = gw.client("/mcp", None);
+    c.host = "evil.example:80".into();
+    let r = c.post(&init);
+    assert_eq!(r.status, 403, "foreign Host: {}", r.text());
+    let c = gw.client("/mcp", None);
+    let r = c.post_with(&init, &[("Origin", "http://evil.example")]);
+    assert_eq!(r.status, 403, "foreign Origin: {}", r.text());
+    let own = format!("http://localhost:{}", gw.addr.port());
+    let r = c.post_with(&init, &[("Origin", &own)]);
+    assert_eq!(r.status, 200, "own origin: {}", r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some(own.as_str()));
+    assert!(r.header("mcp-session-id").is_some());
+}
+
+#[test]
+fn serve_checks_protocol_version_body_size_and_framing() {
+    let home = TestHome::new();
+    let gw = Gateway::start(&home, &["--no-auth", "--max-body", "2000"], &echo());
+    let mut c = gw.client("/mcp", None);
+    c.initialize();
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    let mut bad = c.clone();
+    bad.version = Some("1999-01-01".into());
+    let r = bad.post(&ping);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(c.post(&ping).status, 200, "the negotiated version is accepted");
+    let big = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x".repeat(5000)}}});
+    let r = c.post(&big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let dup = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","name":"rm"}}"#;
+    let r = c.post_raw(dup, &[]);
+    assert_eq!(r.status, 400, "duplicate keys: {}", r.text());
+    assert_eq!(r.json()["error"]["code"], -32600);
+    let r = c.post_raw(br#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#, &[]);
+    assert_eq!(r.status, 400, "batch: {}", r.text());
+    assert!(r.text().contains("batches"), "{}", r.text());
+    let r = request(
+        gw.addr,
+        "POST",
+        "/mcp",
+        &[("Content-Type", "application/json"), ("Accept", "application/json")],
+        Some(br#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#),
+    );
+    assert_eq!(r.status, 406, "{}", r.text());
+}
+
+#[test]
+fn serve_requires_a_token_and_enforces_its_scopes() {
+    let home = TestHome::new();
+    let gw = Gateway::start(&home, &[], &echo());
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+
+    // No token: 401 pointing at the protected-resource metadata.
+    let r = gw.client("/mcp", None).post(&init);
+    assert_eq!(r.status, 401, "{}", r.text());
+    let challenge = r.header("www-authenticate").expect("WWW-Authenticate");
+    let meta_url = format!(
+        "http://127.0.0.1:{}/.well-known/oauth-protected-resource/mcp",
+        gw.addr.port()
+    );
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{meta_url}\"")
+    );
+    let meta = request(gw.addr, "GET", "/.well-known/oauth-protected-resource/mcp", &[], None);
+    assert_eq!(meta.status, 200);
+    assert_eq!(
+        meta.json()["resource"],
+        format!("http://127.0.0.1:{}/mcp", gw.addr.port())
+    );
+
+    // A garbage token: 401 invalid_token.
+    let r = gw.client("/mcp", Some("palisade_0123456789abcdef_nope")).post(&init);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+
+    // A token for other servers only: 403 naming the scope this server needs.
+    let other = token(&home, "mallory", &["mcp:some-other-server"], "1h");
+    let r = gw.client("/mcp", Some(&other)).post(&init);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(&format!("scope=\"mcp:{ECHO}\"")),
+        "{:?}",
+        r.headers
+    );
+
+    // A tool-scoped token: tools/list shows only its tools, other calls are 403 insufficient_scope.
+    let alice = token(&home, "alice", &[&format!("mcp:{ECHO}:nothing-*")], "1h");
+    let mut a = gw.client("/mcp", Some(&alice));
+    a.initialize();
+    let tools = a.call(1, "tools/list", json!({}));
+    assert!(util::tool_names(&tools).is_empty(), "{tools}");
+    let r = a.post(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}));
+    assert_eq!(r.status, 403, "{}", r.text());
+    let w = r.header("www-authenticate").unwrap();
+    assert!(
+        w.contains("error=\"insufficient_scope\"") && w.contains(&format!("mcp:{ECHO}:echo")),
+        "{w}"
+    );
+
+    // A full token works; its session is invisible to other clients.
+    let bob = token(&home, "bob", &[&format!("mcp:{ECHO}")], "1h");
+    let mut b = gw.client("/mcp", Some(&bob));
+    b.initialize();
+    let r = b.call(3, "tools/call", json!({"name": "echo", "arguments": {"text": "yes"}}));
+    assert_eq!(util::call_text(&r), "yes");
+    let mut hijack = b.clone();
+    hijack.token = Some(alice.clone());
+    let r = hijack.post(&json!({"jsonrpc":"2.0","id":4,"method":"ping"}));
+    assert_eq!(r.status, 404, "a session is bound to the client that opened it: {}", r.text());
+
+    // The audit trail names the client.
+    let events = util::audit_events(&home, ECHO);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["client"] == "bob" && e["tool"] == "echo"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "insufficient-scope" && e["client"] == "alice"),
+        "{events:?}"
+    );
+
+    // Revocation applies to the next request.
+    let list = util::output(&home, &["token", "list", "--format", "json"]);
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let bob_id = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["client"] == "bob")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(&bob[20..]), "list never shows tokens");
+    let out = util::output(&home, &["token", "revoke", &bob_id]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = b.post(&json!({"jsonrpc":"2.0","id":5,"method":"ping"}));
+    assert_eq!(r.status, 401, "revoked: {}", r.text());
+
+    // An expired token is refused.
+    let short = token(&home, "carol", &["mcp:*"], "1s");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = gw.client("/mcp", Some(&short)).post(&init);
+    assert_eq!(r.status, 401, "expired: {}", r.text());
+}
+
+#[test]
+fn serve_refuses_unsafe_listen_configurations() {
+    let home = TestHome::new();
+    let out = util::output(
+        &home,
+        &["serve", "--listen", "0.0.0.0:0", "--public-url", "http://gw.example", "--", "true"],
+    );
+    let (code, _, err) = util::code_out_err(&out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("without TLS"), "{err}");
+    let out = util::output(
+        &home,
+        &["serve", "--listen", "0.0.0.0:0", "--insecure", "--no-auth", "--public-url", "http://gw.example", "--", "true"],
+    );
+    let (code, _, err) = util::code_out_err(&out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--no-auth is only allowed on a loopback"), "{err}");
+    let out = util::output(&home, &["serve"]);
+    let (code, _, err) = util::code_out_err(&out);
+    assert_eq!(code, Some(2), "{err}");
+}
