@@ -38,6 +38,14 @@ pub(crate) enum Command {
     /// Store, read, remove and list named secrets (the OS keychain, or a 0600 file on headless Linux) for
     /// `keychain:NAME` references in policies.
     Secret(crate::commands::secret::SecretArgs),
+    /// Serve MCP servers over Streamable HTTP (both protocol eras) with authentication, scopes and the
+    /// guards: `-- CMD` at /mcp, or every server of --policy at /mcp/NAME.
+    Serve(Box<ServeArgs>),
+    /// Create, list and revoke client tokens for `palisade serve`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Show the sandbox tier this machine gives servers (namespaces, Landlock ABI, seccomp) and why.
     /// Exit 0 for the full sandbox, 1 when degraded.
     Doctor {
@@ -48,7 +56,7 @@ pub(crate) enum Command {
 }
 
 /// Flags shared by `run` and `inspect`: which server, which policy.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ServerArgs {
     /// Policy file (TOML). Without it, the embedded strict default applies.
     #[arg(long, value_name = "FILE")]
@@ -115,6 +123,108 @@ pub(crate) struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Address to listen on. A non-loopback address needs --tls-cert/--tls-key (or --insecure).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub(crate) insecure: bool,
+    /// Turn authentication off (loopback only; logged loudly).
+    #[arg(long)]
+    pub(crate) no_auth: bool,
+    /// The URL clients use (`https://mcp.example.com`): token audiences and allowed Host/Origin.
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_url: Option<String>,
+    /// Also allow browser requests from this origin (repeatable).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub(crate) allow_origin: Vec<String>,
+    /// Also accept this Host header value (repeatable).
+    #[arg(long = "allowed-host", value_name = "HOST[:PORT]")]
+    pub(crate) allowed_host: Vec<String>,
+    /// Accept OAuth 2.1 access tokens (JWTs) from this issuer (https://).
+    #[arg(long, value_name = "URL")]
+    pub(crate) oauth_issuer: Option<String>,
+    /// The issuer's JWKS URL (default: discovered from the issuer's metadata).
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    pub(crate) oauth_jwks_uri: Option<String>,
+    /// Extra CA certificate (PEM) trusted for the issuer's endpoints (repeatable).
+    #[arg(long = "oauth-ca", value_name = "FILE")]
+    pub(crate) oauth_ca: Vec<PathBuf>,
+    /// Token store (default: `$XDG_STATE_HOME/palisade/tokens.json`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tokens: Option<PathBuf>,
+    /// Requests per client: N/UNIT (`100/s`, `600/min`) or `off`.
+    #[arg(long, value_name = "N/UNIT", default_value = "100/s")]
+    pub(crate) rate_limit: String,
+    /// Sessions (server processes) open at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub(crate) max_sessions: usize,
+    /// Sessions one client may hold at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub(crate) max_sessions_per_client: usize,
+    /// Connections open at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub(crate) max_connections: usize,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub(crate) max_body: usize,
+    /// Time to send request headers; also the keep-alive idle limit.
+    #[arg(long, value_name = "DUR", default_value = "10s")]
+    pub(crate) header_timeout: String,
+    /// Time to send a request body.
+    #[arg(long, value_name = "DUR", default_value = "30s")]
+    pub(crate) body_timeout: String,
+    /// End a session (and its server) after this long without requests or open streams.
+    #[arg(long, value_name = "DUR", default_value = "30min")]
+    pub(crate) session_idle: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token; prints it once, as the last line of stdout.
+    Create {
+        /// Client name (recorded in the audit trail).
+        #[arg(long, value_name = "NAME")]
+        client: String,
+        /// Scope: mcp:*, mcp:SERVER or mcp:SERVER:TOOL (repeatable; default mcp:*).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Lifetime (`8h`, `30d`).
+        #[arg(long, value_name = "DUR", default_value = crate::commands::token::DEFAULT_TTL)]
+        ttl: String,
+        /// Token store.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+    },
+    /// List tokens (ids, clients, scopes, expiry; never the tokens).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Token store.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+    },
+    /// Revoke a token by id; `palisade serve` refuses it from the next request on.
+    Revoke {
+        /// The token id (from `token list`).
+        id: String,
+        /// Token store.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
