@@ -1,5 +1,5 @@
 //! palisade's egress proxy: the only way out of the sandbox's network, for the destinations the policy
-//! names. Not yet wired into the sandbox.
+//! names. palisade serves it on the listener each sandbox hands over (`palisade_sandbox::linux::handoff`).
 //!
 //! # Brief overview
 //! * [`EgressPolicy`] is the compiled allowlist, built from the policy's [`palisade_policy::NetRules`]:
