@@ -7,7 +7,7 @@
 //! | tier | needs | means |
 //! |------|-------|-------|
 //! | One | user namespaces + Landlock + seccomp | namespaces, Landlock second layer, seccomp, rlimits |
-//! | Two | Landlock ABI >= 4 + seccomp | Landlock paths and TCP ports, seccomp (UDP refused): degraded |
+//! | Two | Landlock ABI >= 4 + seccomp | Landlock paths and TCP ports, seccomp (UDP refused): degraded; not built yet, so `run` refuses (docs/sandbox.md) |
 //! | Three | otherwise | refuse unless the policy says `trust = "unsandboxed"` |
 //!
 //! Landlock is required in every tier because [`super::harden`] fails closed without it, and doctor must
@@ -346,7 +346,10 @@ impl Probe {
     pub fn render(&self) -> String {
         let tier = match self.tier {
             Tier::One => "1 (full sandbox: namespaces + Landlock + seccomp + limits)",
-            Tier::Two => "2 (DEGRADED: Landlock + seccomp, no namespaces)",
+            Tier::Two => {
+                "2 (DEGRADED: Landlock + seccomp, no namespaces; not built yet, so servers are refused \
+                 unless trusted as unsandboxed)"
+            }
             Tier::Three => "3 (NO SANDBOX: servers refused unless trusted as unsandboxed)",
         };
         let mut s = format!("sandbox tier:    {tier}\n");
