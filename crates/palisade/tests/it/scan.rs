@@ -28,9 +28,22 @@ fn bad_home() -> fixture::Home {
 fn scan_home_json_reports_every_client_and_rule() {
     let t = TestHome::new();
     let h = bad_home();
-    let out = output(&t, &["scan", "--home", h.path.to_str().unwrap(), "--format", "json"]);
+    let out = output(
+        &t,
+        &[
+            "scan",
+            "--home",
+            h.path.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
     let (code, stdout, stderr) = code_out_err(&out);
-    assert_eq!(code, Some(0), "no --fail-on: findings do not fail the run\n{stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "no --fail-on: findings do not fail the run\n{stderr}"
+    );
     let v = json(&stdout);
     assert_eq!(v["version"], 1);
     let clients: BTreeSet<&str> = v["configs"]
@@ -42,8 +55,16 @@ fn scan_home_json_reports_every_client_and_rule() {
     assert_eq!(clients.len(), 9, "{clients:?}");
     let findings = v["findings"].as_array().unwrap();
     assert_eq!(v["summary"]["findings"], findings.len());
-    let rules: BTreeSet<&str> = findings.iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    for r in ["secret-in-env", "curl-pipe-shell", "container-privileged", "project-auto-enable"] {
+    let rules: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for r in [
+        "secret-in-env",
+        "curl-pipe-shell",
+        "container-privileged",
+        "project-auto-enable",
+    ] {
         assert!(rules.contains(r), "{r} missing: {rules:?}");
     }
     // The pins under --home count, under the name `palisade run` gives each server: the wrapped `time`
@@ -69,12 +90,29 @@ fn fail_on_sets_exit_status_one_at_or_above_the_threshold() {
     let bad = bad_home();
     let clean = fixture::materialize("clean-home");
     let run = |home: &fixture::Home, sev: &str| {
-        let out = output(&t, &["scan", "--home", home.path.to_str().unwrap(), "--fail-on", sev]);
+        let out = output(
+            &t,
+            &[
+                "scan",
+                "--home",
+                home.path.to_str().unwrap(),
+                "--fail-on",
+                sev,
+            ],
+        );
         code_out_err(&out).0
     };
     assert_eq!(run(&bad, "critical"), Some(1));
-    assert_eq!(run(&clean, "medium"), Some(0), "a clean home has nothing at or above medium");
-    assert_eq!(run(&clean, "low"), Some(1), "but it does have low findings (not wrapped, …)");
+    assert_eq!(
+        run(&clean, "medium"),
+        Some(0),
+        "a clean home has nothing at or above medium"
+    );
+    assert_eq!(
+        run(&clean, "low"),
+        Some(1),
+        "but it does have low findings (not wrapped, …)"
+    );
 }
 
 #[test]
@@ -83,10 +121,16 @@ fn usage_errors_exit_two_and_say_why() {
     let h = fixture::materialize("clean-home");
     let home = h.path.to_str().unwrap();
     for (args, says) in [
-        (vec!["scan", "--home", home, "--fail-on", "severe"], "severe"),
+        (
+            vec!["scan", "--home", home, "--fail-on", "severe"],
+            "severe",
+        ),
         (vec!["scan", "--home", home, "--format", "xml"], "xml"),
         (vec!["scan", "/nonexistent/mcp.json"], "no such file"),
-        (vec!["scan", "--home", "/nonexistent/home"], "not a directory"),
+        (
+            vec!["scan", "--home", "/nonexistent/home"],
+            "not a directory",
+        ),
     ] {
         let (code, _, stderr) = code_out_err(&output(&t, &args));
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
@@ -116,9 +160,16 @@ fn sarif_output_is_a_sarif_2_1_0_log_with_relative_uris_under_the_current_direct
     assert!(!results.is_empty());
     let uris: BTreeSet<&str> = results
         .iter()
-        .map(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap())
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
-    assert!(uris.contains(".mcp.json") && uris.contains(".claude/settings.json"), "{uris:?}");
+    assert!(
+        uris.contains(".mcp.json") && uris.contains(".claude/settings.json"),
+        "{uris:?}"
+    );
     // Only the project's files: a PATH argument alone does not scan the home.
     assert!(!uris.iter().any(|u| u.contains(".codex")));
 }
@@ -130,10 +181,19 @@ fn text_output_is_plain_when_piped_and_ends_with_a_summary() {
     let out = output(&t, &["scan", "--home", h.path.to_str().unwrap()]);
     let (code, stdout, _) = code_out_err(&out);
     assert_eq!(code, Some(0));
-    assert!(!stdout.contains('\x1b'), "no color when stdout is not a terminal");
+    assert!(
+        !stdout.contains('\x1b'),
+        "no color when stdout is not a terminal"
+    );
     let last = stdout.lines().last().unwrap();
-    assert!(last.contains("findings in 15 configs (23 servers)") && last.contains("critical"), "{last}");
-    assert!(stdout.contains("~/.cursor/mcp.json"), "paths are shown relative to the home");
+    assert!(
+        last.contains("findings in 15 configs (23 servers)") && last.contains("critical"),
+        "{last}"
+    );
+    assert!(
+        stdout.contains("~/.cursor/mcp.json"),
+        "paths are shown relative to the home"
+    );
 }
 
 #[test]
@@ -149,7 +209,11 @@ fn without_home_it_scans_this_users_locations_and_the_current_project() {
     .unwrap();
     let codex = t.root().join("codex");
     std::fs::create_dir_all(&codex).unwrap();
-    std::fs::rename(t.home().join(".codex/config.toml"), codex.join("config.toml")).unwrap();
+    std::fs::rename(
+        t.home().join(".codex/config.toml"),
+        codex.join("config.toml"),
+    )
+    .unwrap();
     let project = t.root().join("checkout");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(
@@ -172,7 +236,10 @@ fn without_home_it_scans_this_users_locations_and_the_current_project() {
         .map(|c| c["path"].as_str().unwrap().to_owned())
         .collect();
     let has = |p: &std::path::Path| paths.iter().any(|x| std::path::Path::new(x) == p);
-    assert!(has(&t.config_home().join("zed/settings.json")), "{paths:#?}");
+    assert!(
+        has(&t.config_home().join("zed/settings.json")),
+        "{paths:#?}"
+    );
     assert!(has(&codex.join("config.toml")), "{paths:#?}");
     assert!(has(&project.join(".mcp.json")), "{paths:#?}");
     assert!(has(&t.home().join(".claude.json")), "{paths:#?}");

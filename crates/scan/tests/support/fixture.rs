@@ -90,7 +90,8 @@ pub const FAKE_KINDS: &[&str] = &[
 pub fn materialize(name: &str) -> Home {
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "palisade-scan-{name}-{}-{}",
+        "palisade-scan-{name}-{:010}-{:06}",
+        // Fixed width: columns in golden outputs depend on the length of this path.
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
