@@ -159,6 +159,14 @@ pub(crate) struct ServeArgs {
     /// The issuer's JWKS URL (default: discovered from the issuer's metadata).
     #[arg(long, value_name = "URL", requires = "oauth_issuer")]
     pub(crate) oauth_jwks_uri: Option<String>,
+    /// Shortest interval between JWKS re-fetches caused by tokens with unknown key ids.
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "30s",
+        requires = "oauth_issuer"
+    )]
+    pub(crate) oauth_jwks_refresh: String,
     /// Extra CA certificate (PEM) trusted for the issuer's endpoints (repeatable).
     #[arg(long = "oauth-ca", value_name = "FILE")]
     pub(crate) oauth_ca: Vec<PathBuf>,

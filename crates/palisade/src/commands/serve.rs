@@ -156,11 +156,15 @@ fn config(args: &ServeArgs) -> Result<Config> {
         rate: parse_rate(&args.rate_limit)?,
         max_connections: args.max_connections,
     };
-    let oauth = args.oauth_issuer.as_ref().map(|issuer| OAuthConfig {
-        issuer: issuer.clone(),
-        jwks_uri: args.oauth_jwks_uri.clone(),
-        ca_files: args.oauth_ca.clone(),
-    });
+    let oauth = match &args.oauth_issuer {
+        Some(issuer) => Some(OAuthConfig {
+            issuer: issuer.clone(),
+            jwks_uri: args.oauth_jwks_uri.clone(),
+            ca_files: args.oauth_ca.clone(),
+            refresh: duration("--oauth-jwks-refresh", &args.oauth_jwks_refresh)?,
+        }),
+        None => None,
+    };
     Ok(Config {
         listen: args.listen,
         tls,

@@ -1,8 +1,12 @@
 //! `palisade serve`: the Streamable HTTP gateway, end to end (the real binary on an ephemeral loopback
 //! port, real servers behind it, a minimal HTTP client in front).
 
+#[path = "serve_conformance.rs"]
+mod conformance;
 #[path = "serve_http.rs"]
 mod http;
+#[path = "serve_oauth.rs"]
+mod oauth;
 
 use palisade_testkit::xdg::TestHome;
 use serde_json::{Value, json};
@@ -38,10 +42,17 @@ fn serve_session_lifecycle_json_sse_get_delete_and_404_after() {
     let init = c.initialize();
     assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
     let sid = c.session.clone().unwrap();
-    assert!(sid.len() >= 22, "a session id carries at least 128 bits: {sid}");
+    assert!(
+        sid.len() >= 22,
+        "a session id carries at least 128 bits: {sid}"
+    );
     let tools = c.call(1, "tools/list", json!({}));
     assert_eq!(util::tool_names(&tools), ["echo"]);
-    let r = c.call(2, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+    let r = c.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "hi"}}),
+    );
     assert_eq!(util::call_text(&r), "hi", "{r}");
 
     // The standalone stream opens once per session.
@@ -59,7 +70,12 @@ fn serve_session_lifecycle_json_sse_get_delete_and_404_after() {
     // Another session id (a guess) is not found.
     let mut other = c.clone();
     other.session = Some("x".repeat(43));
-    assert_eq!(other.post(&json!({"jsonrpc":"2.0","id":3,"method":"ping"})).status, 404);
+    assert_eq!(
+        other
+            .post(&json!({"jsonrpc":"2.0","id":3,"method":"ping"}))
+            .status,
+        404
+    );
 
     let del = request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None);
     assert_eq!(del.status, 200, "{}", del.text());
@@ -117,11 +133,16 @@ fn serve_checks_protocol_version_body_size_and_framing() {
     bad.version = Some("1999-01-01".into());
     let r = bad.post(&ping);
     assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(c.post(&ping).status, 200, "the negotiated version is accepted");
+    assert_eq!(
+        c.post(&ping).status,
+        200,
+        "the negotiated version is accepted"
+    );
     let big = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x".repeat(5000)}}});
     let r = c.post(&big);
     assert_eq!(r.status, 413, "{}", r.text());
-    let dup = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","name":"rm"}}"#;
+    let dup =
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","name":"rm"}}"#;
     let r = c.post_raw(dup, &[]);
     assert_eq!(r.status, 400, "duplicate keys: {}", r.text());
     assert_eq!(r.json()["error"]["code"], -32600);
@@ -132,7 +153,10 @@ fn serve_checks_protocol_version_body_size_and_framing() {
         gw.addr,
         "POST",
         "/mcp",
-        &[("Content-Type", "application/json"), ("Accept", "application/json")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
         Some(br#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#),
     );
     assert_eq!(r.status, 406, "{}", r.text());
@@ -156,7 +180,13 @@ fn serve_requires_a_token_and_enforces_its_scopes() {
         challenge,
         format!("Bearer resource_metadata=\"{meta_url}\"")
     );
-    let meta = request(gw.addr, "GET", "/.well-known/oauth-protected-resource/mcp", &[], None);
+    let meta = request(
+        gw.addr,
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        &[],
+        None,
+    );
     assert_eq!(meta.status, 200);
     assert_eq!(
         meta.json()["resource"],
@@ -164,9 +194,15 @@ fn serve_requires_a_token_and_enforces_its_scopes() {
     );
 
     // A garbage token: 401 invalid_token.
-    let r = gw.client("/mcp", Some("palisade_0123456789abcdef_nope")).post(&init);
+    let r = gw
+        .client("/mcp", Some("palisade_0123456789abcdef_nope"))
+        .post(&init);
     assert_eq!(r.status, 401);
-    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
 
     // A token for other servers only: 403 naming the scope this server needs.
     let other = token(&home, "mallory", &["mcp:some-other-server"], "1h");
@@ -198,12 +234,21 @@ fn serve_requires_a_token_and_enforces_its_scopes() {
     let bob = token(&home, "bob", &[&format!("mcp:{ECHO}")], "1h");
     let mut b = gw.client("/mcp", Some(&bob));
     b.initialize();
-    let r = b.call(3, "tools/call", json!({"name": "echo", "arguments": {"text": "yes"}}));
+    let r = b.call(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "yes"}}),
+    );
     assert_eq!(util::call_text(&r), "yes");
     let mut hijack = b.clone();
     hijack.token = Some(alice.clone());
     let r = hijack.post(&json!({"jsonrpc":"2.0","id":4,"method":"ping"}));
-    assert_eq!(r.status, 404, "a session is bound to the client that opened it: {}", r.text());
+    assert_eq!(
+        r.status,
+        404,
+        "a session is bound to the client that opened it: {}",
+        r.text()
+    );
 
     // The audit trail names the client.
     let events = util::audit_events(&home, ECHO);
@@ -232,7 +277,10 @@ fn serve_requires_a_token_and_enforces_its_scopes() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(!String::from_utf8_lossy(&list.stdout).contains(&bob[20..]), "list never shows tokens");
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&bob[20..]),
+        "list never shows tokens"
+    );
     let out = util::output(&home, &["token", "revoke", &bob_id]);
     assert_eq!(out.status.code(), Some(0));
     let r = b.post(&json!({"jsonrpc":"2.0","id":5,"method":"ping"}));
@@ -250,18 +298,39 @@ fn serve_refuses_unsafe_listen_configurations() {
     let home = TestHome::new();
     let out = util::output(
         &home,
-        &["serve", "--listen", "0.0.0.0:0", "--public-url", "http://gw.example", "--", "true"],
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--public-url",
+            "http://gw.example",
+            "--",
+            "true",
+        ],
     );
     let (code, _, err) = util::code_out_err(&out);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("without TLS"), "{err}");
     let out = util::output(
         &home,
-        &["serve", "--listen", "0.0.0.0:0", "--insecure", "--no-auth", "--public-url", "http://gw.example", "--", "true"],
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure",
+            "--no-auth",
+            "--public-url",
+            "http://gw.example",
+            "--",
+            "true",
+        ],
     );
     let (code, _, err) = util::code_out_err(&out);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--no-auth is only allowed on a loopback"), "{err}");
+    assert!(
+        err.contains("--no-auth is only allowed on a loopback"),
+        "{err}"
+    );
     let out = util::output(&home, &["serve"]);
     let (code, _, err) = util::code_out_err(&out);
     assert_eq!(code, Some(2), "{err}");

@@ -93,7 +93,10 @@ impl Gateway {
     /// Stops palisade with SIGTERM and waits for it (bounded).
     pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id() as i32;
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -147,9 +150,10 @@ impl Reply {
         } else if self.body.is_empty() {
             Vec::new()
         } else {
-            vec![serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-                panic!("body is not JSON ({e}): {}", self.text())
-            })]
+            vec![
+                serde_json::from_slice(&self.body)
+                    .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text())),
+            ]
         }
     }
 
@@ -239,7 +243,11 @@ fn parse(raw: &[u8]) -> Reply {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
     Reply {
         status,
         headers,
@@ -254,8 +262,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
             return out;
         };
         let size_text = String::from_utf8_lossy(&b[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-            .unwrap_or(0);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
         b = &b[eol + 2..];
         if size == 0 || b.len() < size {
             return out;

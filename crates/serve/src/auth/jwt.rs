@@ -6,8 +6,8 @@
 //!   secret (the RS/HS confusion) never verifies. The key's own `alg`, when the JWKS states one, must
 //!   equal the header's, and the key type must fit the algorithm family.
 //! * Its `kid` names a key of the issuer's JWKS (fetched over HTTPS, see [`crate::tls`]). An unknown `kid`
-//!   triggers one re-fetch (key rotation), at most once per [`REFETCH_EVERY`], so garbage tokens cannot
-//!   make palisade hammer the issuer. Keys are also refreshed when older than [`MAX_AGE`].
+//!   triggers one re-fetch (key rotation), at most once per [`OAuthConfig::refresh`] (default
+//!   [`REFETCH_EVERY`]), so garbage tokens cannot make palisade hammer the issuer. Keys are also refreshed when older than [`MAX_AGE`].
 //! * `iss` equals the configured issuer; `aud` contains this resource's canonical URI (RFC 8707), so a
 //!   token minted for another service is useless here; `exp` is in the future and `nbf` (if present) in
 //!   the past, with [`LEEWAY`] for clock skew.
@@ -40,7 +40,7 @@ pub const ALLOWED: &[Algorithm] = &[
 ];
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY: Duration = Duration::from_secs(30);
-/// An unknown `kid` re-fetches the JWKS at most this often.
+/// By default, an unknown `kid` re-fetches the JWKS at most this often.
 pub const REFETCH_EVERY: Duration = Duration::from_secs(30);
 /// Keys older than this are re-fetched on the next token.
 pub const MAX_AGE: Duration = Duration::from_secs(3600);
@@ -54,6 +54,8 @@ pub struct OAuthConfig {
     pub jwks_uri: Option<String>,
     /// Extra trusted CA certificates (PEM files) for the issuer's endpoints.
     pub ca_files: Vec<PathBuf>,
+    /// The shortest interval between two JWKS fetches caused by unknown key ids.
+    pub refresh: Duration,
 }
 
 struct Keys {
@@ -67,6 +69,7 @@ pub(crate) struct OAuth {
     issuer: String,
     jwks_uri: String,
     client: HttpsClient,
+    refresh: Duration,
     keys: Mutex<Keys>,
 }
 
@@ -104,6 +107,7 @@ impl OAuth {
             issuer: cfg.issuer.clone(),
             jwks_uri,
             client,
+            refresh: cfg.refresh,
             keys: Mutex::new(Keys {
                 set,
                 fetched: now,
@@ -193,14 +197,14 @@ impl OAuth {
         let mut keys = self.keys.lock().await;
         let now = Instant::now();
         if now.duration_since(keys.fetched) > MAX_AGE
-            && now.duration_since(keys.last_try) > REFETCH_EVERY
+            && now.duration_since(keys.last_try) > self.refresh
         {
             self.refresh(&mut keys, now).await;
         }
         if let Some(k) = pick(&keys.set, kid) {
             return Ok(k);
         }
-        if now.duration_since(keys.last_try) > REFETCH_EVERY {
+        if now.duration_since(keys.last_try) > self.refresh {
             self.refresh(&mut keys, now).await;
             if let Some(k) = pick(&keys.set, kid) {
                 return Ok(k);
