@@ -44,6 +44,8 @@ use crate::scope::Principal;
 pub(crate) const BACKLOG: usize = 256;
 /// Messages buffered per client stream before palisade gives up on a client that does not read.
 pub(crate) const STREAM_BUFFER: usize = 1024;
+/// The `_meta` key that ties a notification to its `subscriptions/listen` request.
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 /// Read size for the server's stdout.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -602,6 +604,12 @@ impl Upstream {
                     None => self.standalone(Bytes::from(bytes)),
                 }
             }
+            Kind::Notification { .. } if let Some((tx, bytes)) = self.subscription(&bytes) => {
+                let _ = tx.try_send(Frame {
+                    bytes: Bytes::from(bytes),
+                    last: false,
+                });
+            }
             Kind::Request { .. } | Kind::Notification { .. } => {
                 let related = match kind {
                     Kind::Request { .. } => true,
@@ -630,6 +638,32 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    /// A notification for a `subscriptions/listen` stream (2026-07-28): its `_meta` names the listen
+    /// request by the id the server saw. Returns that request's stream and the notification with the
+    /// client's own id as the subscription id.
+    fn subscription(&self, bytes: &[u8]) -> Option<(mpsc::Sender<Frame>, Vec<u8>)> {
+        if !bytes
+            .windows(SUBSCRIPTION_ID.len())
+            .any(|w| w == SUBSCRIPTION_ID.as_bytes())
+        {
+            return None;
+        }
+        let mut v: Value = serde_json::from_slice(bytes).ok()?;
+        let sid = v.get("params")?.get("_meta")?.get(SUBSCRIPTION_ID)?.clone();
+        let p = self.pending.iter().find_map(|(id, p)| {
+            let idv = id.to_value();
+            (idv == sid || sid.as_str() == Some(idv.to_string().as_str())).then_some(p)
+        })?;
+        if let Some(cid) = &p.client_id {
+            let client_sid = match cid {
+                Value::String(s) => Value::String(s.clone()),
+                other => Value::String(other.to_string()),
+            };
+            v["params"]["_meta"][SUBSCRIPTION_ID] = client_sid;
+        }
+        Some((p.tx.clone(), serde_json::to_vec(&v).ok()?))
     }
 
     fn standalone(&mut self, bytes: Bytes) {
