@@ -335,3 +335,169 @@ fn serve_refuses_unsafe_listen_configurations() {
     let (code, _, err) = util::code_out_err(&out);
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn serve_policy_serves_each_server_at_its_path_with_its_own_rules() {
+    let home = TestHome::new();
+    let dir = palisade_testkit::TempDir::new("serve-policy");
+    let echo = util::echo_server();
+    let policy = dir.join("team.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n\
+             [servers.alpha]\ncommand = [{echo:?}]\n\
+             [servers.beta]\ncommand = [{echo:?}]\n\
+             [servers.beta.tools]\ndeny = [\"echo\"]\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(
+        &home,
+        &["--policy", policy.to_str().unwrap()],
+        &[] as &[&str],
+    );
+    let err = gw.stderr();
+    assert!(
+        err.contains("/mcp/alpha") && err.contains("/mcp/beta"),
+        "{err}"
+    );
+    let t = token(&home, "dana", &["mcp:alpha"], "1h");
+
+    let mut a = gw.client("/mcp/alpha", Some(&t));
+    a.initialize();
+    let r = a.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "a"}}),
+    );
+    assert_eq!(util::call_text(&r), "a");
+
+    // The token reaches alpha only.
+    let r = gw.client("/mcp/beta", Some(&t)).post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // beta's own policy hides and refuses its echo tool.
+    let all = token(&home, "erin", &["mcp:*"], "1h");
+    let mut b = gw.client("/mcp/beta", Some(&all));
+    b.initialize();
+    assert!(util::tool_names(&b.call(2, "tools/list", json!({}))).is_empty());
+    let r = b.call(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "b"}}),
+    );
+    assert_eq!(r["result"]["isError"], true, "{r}");
+
+    // A session of alpha is not a session of beta.
+    let mut cross = b.clone();
+    cross.session = a.session.clone();
+    assert_eq!(
+        cross
+            .post(&json!({"jsonrpc":"2.0","id":4,"method":"ping"}))
+            .status,
+        404
+    );
+    assert_eq!(request(gw.addr, "GET", "/mcp", &[], None).status, 404);
+}
+
+/// A 2026-07-28 request: per-request `_meta` and the mirrored headers.
+fn stateless(
+    c: &http::Client,
+    id: Value,
+    method: &str,
+    params: Value,
+    name: Option<&str>,
+) -> http::Reply {
+    let mut p = params;
+    p["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": p});
+    let mut h = vec![
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if let Some(n) = name {
+        h.push(("Mcp-Name", n));
+    }
+    c.post_with(&body, &h)
+}
+
+#[test]
+fn serve_stateless_requests_check_headers_and_keep_clients_apart() {
+    let home = TestHome::new();
+    let gw = Gateway::start(&home, &["--no-auth"], &echo());
+    let c = gw.client("/mcp", None);
+    let d = stateless(&c, json!(1), "server/discover", json!({}), None);
+    assert_eq!(d.status, 200, "{}", d.text());
+    assert!(
+        d.header("mcp-session-id").is_none(),
+        "no sessions in 2026-07-28"
+    );
+    assert!(
+        d.json()["result"]["supportedVersions"].is_array(),
+        "{}",
+        d.text()
+    );
+
+    // Headers must equal the body; the refusal is 400 with HeaderMismatch and the request's id.
+    let r = stateless(
+        &c,
+        json!(7),
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+        Some("other_tool"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], -32020);
+    assert_eq!(r.json()["id"], 7);
+    let r = stateless(
+        &c,
+        json!(8),
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+        None,
+    );
+    assert_eq!(r.status, 400, "a missing Mcp-Name is refused: {}", r.text());
+    // Removed methods do not exist without a session.
+    let r = stateless(&c, json!(9), "ping", json!({}), None);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], -32601);
+
+    // Concurrent clients using the same JSON-RPC id each get their own answer.
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let text = format!("client-{i}");
+                let r = stateless(
+                    &c,
+                    json!(1),
+                    "tools/call",
+                    json!({"name": "echo", "arguments": {"text": text}}),
+                    Some("echo"),
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+                let v = r.json();
+                assert_eq!(v["id"], 1, "the client's own id comes back: {v}");
+                assert_eq!(util::call_text(&v), text);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // A GET stream does not exist in this era.
+    let (head, _s) = request_head(
+        gw.addr,
+        "GET",
+        "/mcp",
+        &[
+            ("Accept", "text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+        ],
+    );
+    assert_eq!(head.status, 405);
+}
