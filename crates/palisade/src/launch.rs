@@ -6,12 +6,12 @@
 //! The OS sandbox is the default. A server runs without it only when its own policy table says
 //! `trust = "unsandboxed"` (or `--unsandboxed` is given), and the banner says so. Otherwise the machine's
 //! tier decides ([`palisade_sandbox::linux::probe::quick`]): tier 1 is the full sandbox; tier 2 (no user
-//! namespaces) is refused until palisade implements it; tier 3 (no Landlock or seccomp) refuses to start.
-//! Never silently unsandboxed.
+//! namespaces) is Landlock + seccomp + limits, with a warning; tier 3 (no Landlock or seccomp) refuses to
+//! start. Never silently unsandboxed.
 
 use anyhow::{Result, bail};
 use palisade_policy::NetRules;
-use palisade_sandbox::spec::{Mount, NetMode, SandboxSpec};
+use palisade_sandbox::spec::{Isolation, Mount, NetMode, SandboxSpec};
 use palisade_sandbox::{LaunchSpec, Launched, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::path::PathBuf;
 
@@ -52,8 +52,15 @@ fn sandbox_launcher(name: &str, exe: PathBuf) -> Result<Box<dyn Launcher>> {
     let (tier, reasons) = quick();
     match tier {
         Tier::One => Ok(Box::new(Sandboxed::new(exe))),
-        Tier::Two | Tier::Three => Err(ConfigError(format!(
-            "this machine cannot give `{name}` the full sandbox ({}), so palisade will not start it. \
+        Tier::Two => {
+            eprintln!(
+                "palisade: warning: `{name}` gets the DEGRADED sandbox (tier 2: {}); `palisade doctor` says why",
+                reasons.join("; ")
+            );
+            Ok(Box::new(Sandboxed::degraded(exe)))
+        }
+        Tier::Three => Err(ConfigError(format!(
+            "this machine cannot sandbox `{name}` ({}), so palisade will not start it. \
              Run `palisade doctor` for details; to run this server without the sandbox anyway, set \
              trust = \"unsandboxed\" in its [servers.{name}] policy table (or pass --unsandboxed)",
             reasons.join("; ")
@@ -79,6 +86,15 @@ pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec, net: &NetRules) -
     let mut rw = Vec::new();
     let mut empty = Vec::new();
     let mut etc = 0usize;
+    if spec.isolation == Isolation::LandlockOnly {
+        // No filesystem view was built: Landlock's rules are the sandbox.
+        ro.extend(spec.landlock.read.iter().map(|p| p.display().to_string()));
+        rw.extend(spec.landlock.write.iter().map(|p| p.display().to_string()));
+        empty.push(
+            "nothing (no mount namespace: the rest of the filesystem is visible, not readable)"
+                .into(),
+        );
+    }
     for m in &spec.mounts {
         match m {
             // The handful of /etc files every program needs are summed up, not listed.
@@ -100,7 +116,7 @@ pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec, net: &NetRules) -
         .collect();
     let net = match &spec.net {
         NetMode::None => "none (its own loopback only)".to_owned(),
-        NetMode::Proxy { port, .. } => {
+        NetMode::Proxy { port, .. } | NetMode::HostProxy { port } => {
             let hosts: Vec<String> = net
                 .allow
                 .iter()
@@ -109,8 +125,13 @@ pub(crate) fn describe_sandbox(name: &str, spec: &SandboxSpec, net: &NetRules) -
                     None => r.host.as_str().to_owned(),
                 })
                 .collect();
+            let at = if matches!(spec.net, NetMode::HostProxy { .. }) {
+                "on the host's loopback"
+            } else {
+                "inside"
+            };
             format!(
-                "only through palisade's egress proxy (127.0.0.1:{port} inside) to {}",
+                "only through palisade's egress proxy (127.0.0.1:{port} {at}) to {}",
                 list(&hosts, 8)
             )
         }
@@ -189,6 +210,7 @@ mod tests {
             net: NetMode::None,
             hostname: "sandbox".into(),
             pids_cgroup: None,
+            isolation: Default::default(),
         };
         let text = describe_sandbox("srv", &spec, &NetRules::default());
         assert!(text.contains("read-only:  /usr\n"), "{text}");

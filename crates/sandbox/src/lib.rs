@@ -154,6 +154,9 @@ pub struct Launched {
     /// serve it with `palisade_egress::serve`. Accepting on it is the only way the server's connections
     /// leave the sandbox.
     pub egress: Option<std::net::TcpListener>,
+    /// Tier 2's private `HOME` and `TMPDIR`, removed when this is dropped (after the server exited).
+    #[cfg(target_os = "linux")]
+    pub scratch: Option<linux::scratch::ScratchDir>,
 }
 
 /// A cgroup made for one server, removed by [`CgroupDir::remove`] once the server has exited (a `kill -9`
@@ -258,6 +261,8 @@ impl Launcher for Plain {
             cgroup: None,
             applied: None,
             egress: None,
+            #[cfg(target_os = "linux")]
+            scratch: None,
         })
     }
 }

@@ -216,6 +216,79 @@ pub fn env_program(argv: &[String]) -> Option<(&str, Option<&str>)> {
     None
 }
 
+/// Device files a tier 2 server may open (tier 1's minimal `/dev` has the same).
+pub const TIER2_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// What a tier 2 server may read of the host's `/proc`: its own process (`/proc/self` is resolved when
+/// the rule is made, in the server's process right before `exec`, which keeps the pid) and a few
+/// machine-wide files runtimes read. No other process: their command lines and, for the same user,
+/// environments would be readable.
+pub const TIER2_PROC: &[&str] = &[
+    "/proc/self",
+    "/proc/meminfo",
+    "/proc/cpuinfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/uptime",
+    "/proc/version",
+];
+
+/// Turns a tier 1 spec into tier 2 (no namespaces): the same Landlock rules without what only existed
+/// inside the mount namespace. The tmpfs `HOME` and `/tmp` become `scratch/home` and `scratch/tmp` (a
+/// private directory palisade made and removes; `TMPDIR` points there, `/tmp` is not writable), `/proc`
+/// is narrowed to [`TIER2_PROC`] and `/dev` to [`TIER2_DEVICES`]. `processes` replaces the process limit
+/// (without a user namespace `RLIMIT_NPROC` counts every process of the user). Pure.
+pub fn degrade(mut spec: SandboxSpec, scratch: &Path, processes: Option<u64>) -> SandboxSpec {
+    let only_inside: Vec<PathBuf> = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Tmpfs { dst, .. } => Some(dst.clone()),
+            Mount::Proc => Some("/proc".into()),
+            Mount::Dev => Some("/dev".into()),
+            Mount::RoBind { .. } | Mount::RwBind { .. } | Mount::Symlink { .. } => None,
+        })
+        .collect();
+    // Tier 1 reads all of `/etc` through one Landlock rule because the mount namespace shows only the
+    // chosen entries; without it, the rule must name those entries (or `/etc/shadow` would be readable
+    // by root).
+    let etc: Vec<PathBuf> = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::RoBind { dst, .. } | Mount::Symlink { dst, .. } if dst.starts_with("/etc") => {
+                Some(dst.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let home = scratch.join("home");
+    let tmp = scratch.join("tmp");
+    let ll = &mut spec.landlock;
+    for set in [&mut ll.read_exec, &mut ll.read, &mut ll.write] {
+        set.retain(|p| !only_inside.contains(p) && p != Path::new("/etc"));
+    }
+    ll.read.extend(etc);
+    ll.write.extend([home.clone(), tmp.clone()]);
+    ll.write.extend(TIER2_DEVICES.iter().map(PathBuf::from));
+    ll.read.extend(TIER2_PROC.iter().map(PathBuf::from));
+    spec.mounts.clear();
+    spec.env.retain(|(k, _)| k != "HOME" && k != "TMPDIR");
+    spec.env.push(("HOME".into(), path_string(&home)));
+    spec.env.push(("TMPDIR".into(), path_string(&tmp)));
+    if let Some(n) = processes {
+        spec.rlimits.processes = Some(n);
+    }
+    spec.isolation = crate::spec::Isolation::LandlockOnly;
+    spec
+}
+
 /// Why no sandbox could be planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -425,6 +498,7 @@ pub fn plan(input: &PlanInput) -> Result<SandboxSpec, PlanError> {
         net: input.net.clone(),
         hostname: HOSTNAME.into(),
         pids_cgroup: None,
+        isolation: Default::default(),
     })
 }
 

@@ -31,6 +31,23 @@ pub struct SandboxSpec {
     /// Set when palisade runs as root, whom `RLIMIT_NPROC` does not bind (see [`crate::linux::cgroup`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_cgroup: Option<PathBuf>,
+    /// Tier 1 (namespaces) or tier 2 (Landlock and seccomp only).
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+/// How the helper isolates the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Tier 1: user, mount, PID, network, IPC and UTS namespaces, the filesystem view of [`SandboxSpec::mounts`],
+    /// then Landlock, seccomp and rlimits.
+    #[default]
+    Namespaces,
+    /// Tier 2, where user namespaces are unavailable: no namespaces and no mounts (the spec's `mounts` are
+    /// empty); Landlock is the only filesystem and TCP layer, seccomp also refuses UDP and `socket(AF_UNIX)`.
+    /// The helper becomes the server (no fork, no `setsid`: the process group is what the watchdog kills).
+    LandlockOnly,
 }
 
 /// One entry of the filesystem view.
@@ -132,6 +149,12 @@ pub enum NetMode {
         /// A path unix socket palisade listens on, in a directory only palisade's user can enter.
         handoff: PathBuf,
     },
+    /// Tier 2 (no network namespace): palisade's egress proxy listens on the host's `127.0.0.1:port`, and
+    /// Landlock `ConnectTcp` allows that port only (on any address: Landlock knows ports, not hosts).
+    HostProxy {
+        /// The proxy's port on the host's loopback.
+        port: u16,
+    },
 }
 
 impl NetMode {
@@ -139,7 +162,7 @@ impl NetMode {
     pub fn proxy_port(&self) -> Option<u16> {
         match self {
             NetMode::None => None,
-            NetMode::Proxy { port, .. } => Some(*port),
+            NetMode::Proxy { port, .. } | NetMode::HostProxy { port } => Some(*port),
         }
     }
 }

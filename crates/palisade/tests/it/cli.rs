@@ -444,13 +444,13 @@ fn doctor_reports_tier_one_on_this_machine_in_text_and_json() {
     );
 }
 
-/// Without the full sandbox, palisade refuses to start a server (exit 2) and says how to proceed; it never
-/// falls back to an unsandboxed child on its own.
+/// Without a sandbox (tier 3), palisade refuses to start a server (exit 2) and says how to proceed; it
+/// never falls back to an unsandboxed child on its own.
 #[test]
-fn without_the_full_sandbox_a_server_is_refused_not_silently_unsandboxed() {
+fn without_a_sandbox_a_server_is_refused_not_silently_unsandboxed() {
     let home = TestHome::new();
     let out = crate::util::cmd(&home, &["run", "--", &crate::util::echo_server()])
-        .env("PALISADE_SANDBOX_TIER", "2")
+        .env("PALISADE_SANDBOX_TIER", "3")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -485,6 +485,7 @@ fn trust_unsandboxed_is_per_server_and_announced() {
             p
         });
         p.initialize();
+        crate::util::wait_stderr(&p, "palisade: policy:");
         p.stderr()
     };
     let trusted = banner("trusted");

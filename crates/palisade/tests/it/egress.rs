@@ -4,7 +4,7 @@
 //! (the SSRF-by-redirect pattern: palisade's URL guard only sees the first URL) is refused by the proxy,
 //! and the other listener never sees a connection. Each test runs as root and as `nobody`.
 
-use crate::util::{User, audit_log, call, events, spawn_run_as};
+use crate::util::{User, audit_log, call, events, run_cmd_as};
 use palisade_testkit::client::LEGACY_PROTOCOL_VERSION;
 use palisade_testkit::{TestHome, peers};
 use serde_json::{Value, json};
@@ -100,21 +100,47 @@ fn egress_events(home: &TestHome) -> Vec<Value> {
 
 /// `mcp-server-fetch` sandboxed with `--allow-net 127.0.0.1:<allowed>`. Its own private-address check is
 /// turned off (`--allow-private-ips`): palisade's guards and proxy are what is under test.
-fn fetch_server(user: User, home: &TestHome, allowed: u16) -> palisade_testkit::McpProcess {
-    user.give(home.root());
+fn fetch_server(s: Setup, home: &TestHome, allowed: u16) -> palisade_testkit::McpProcess {
+    s.user.give(home.root());
     let mut argv = peers::mcp_server_fetch();
     argv.push("--allow-private-ips".into());
     let allow = format!("127.0.0.1:{allowed}");
-    let mut p = spawn_run_as(
-        user,
+    let mut cmd = run_cmd_as(
+        s.user,
         home,
         home.root(),
-        &["--sandbox", "--server", "fetch", "--allow-net", &allow],
+        &["--server", "fetch", "--allow-net", &allow],
         &argv,
     );
+    if s.tier2 {
+        cmd.env("PALISADE_SANDBOX_TIER", "2");
+    }
+    let mut p = palisade_testkit::McpProcess::spawn(cmd);
     p.set_timeout(Duration::from_secs(30));
     p.initialize_with(LEGACY_PROTOCOL_VERSION, json!({}));
+    let banner = if s.tier2 {
+        "egress proxy (127.0.0.1:"
+    } else {
+        "egress proxy (127.0.0.1:3128 inside)"
+    };
+    crate::util::wait_stderr(&p, banner);
+    // The banner's last line is written after the isolation line: once it is there, both are.
+    crate::util::wait_stderr(&p, "palisade: policy:");
+    assert_eq!(
+        p.stderr().contains("DEGRADED sandbox tier 2"),
+        s.tier2,
+        "{}",
+        p.stderr()
+    );
     p
+}
+
+/// Who runs palisade, and in which tier.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    user: User,
+    /// Forced to tier 2 (no namespaces; the proxy listens on the host's loopback).
+    tier2: bool,
 }
 
 /// `fetch` of `url`, raw (mcp-server-fetch's HTML simplification runs `node` and `npm install` at run
@@ -129,10 +155,10 @@ fn fetch(p: &mut palisade_testkit::McpProcess, url: &str) -> Value {
     )
 }
 
-fn a_server_fetches_an_allowed_page_through_the_proxy(user: User) {
+fn a_server_fetches_an_allowed_page_through_the_proxy(s: Setup) {
     let web = Web::new(None);
     let home = TestHome::new();
-    let mut p = fetch_server(user, &home, web.port);
+    let mut p = fetch_server(s, &home, web.port);
     let r = fetch(&mut p, &format!("http://127.0.0.1:{}/page", web.port));
     let text = r["result"]["content"][0]["text"]
         .as_str()
@@ -143,12 +169,6 @@ fn a_server_fetches_an_allowed_page_through_the_proxy(user: User) {
         p.stderr()
     );
     assert_eq!(r["result"]["isError"], json!(false), "{r}");
-    assert!(
-        p.stderr()
-            .contains("only through palisade's egress proxy (127.0.0.1:3128 inside)"),
-        "{}",
-        p.stderr()
-    );
     drop(p);
     let ev = egress_events(&home);
     let dest = format!("127.0.0.1:{}", web.port);
@@ -166,11 +186,11 @@ fn a_server_fetches_an_allowed_page_through_the_proxy(user: User) {
     assert_eq!(web.hits(), ev.len());
 }
 
-fn a_redirect_to_a_destination_the_policy_does_not_name_is_refused(user: User) {
+fn a_redirect_to_a_destination_the_policy_does_not_name_is_refused(s: Setup) {
     let target = Web::new(None);
     let web = Web::new(Some(format!("http://127.0.0.1:{}/page", target.port)));
     let home = TestHome::new();
-    let mut p = fetch_server(user, &home, web.port);
+    let mut p = fetch_server(s, &home, web.port);
     let r = fetch(&mut p, &format!("http://127.0.0.1:{}/redirect", web.port));
     let text = r["result"]["content"][0]["text"]
         .as_str()
@@ -193,14 +213,23 @@ fn a_redirect_to_a_destination_the_policy_does_not_name_is_refused(user: User) {
     );
 }
 
-/// One test per body and user: `egress::as_root::NAME` and `egress::as_nobody::NAME`.
+/// One test per body, user and tier: `egress::as_root::NAME`, `egress::as_nobody::NAME`, and the same
+/// under `egress::tier2::…` (no namespaces: the proxy listens on the host's loopback).
 macro_rules! both_users {
     ($($name:ident),* $(,)?) => {
         mod as_root {
-            $(#[test] fn $name() { super::$name(super::User::Root) })*
+            $(#[test] fn $name() { super::$name(super::Setup { user: super::User::Root, tier2: false }) })*
         }
         mod as_nobody {
-            $(#[test] fn $name() { super::$name(super::User::Nobody) })*
+            $(#[test] fn $name() { super::$name(super::Setup { user: super::User::Nobody, tier2: false }) })*
+        }
+        mod tier2 {
+            mod as_root {
+                $(#[test] fn $name() { super::super::$name(super::super::Setup { user: super::super::User::Root, tier2: true }) })*
+            }
+            mod as_nobody {
+                $(#[test] fn $name() { super::super::$name(super::super::Setup { user: super::super::User::Nobody, tier2: true }) })*
+            }
         }
     };
 }

@@ -28,8 +28,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// The flags that turn the sandbox on.
-const SANDBOX: &[&str] = &["--sandbox"];
+/// The flags that turn the sandbox on (it is the default: none).
+const SANDBOX: &[&str] = &[];
+
+std::thread_local! {
+    /// The sandbox tier this test's palisade is forced to (`PALISADE_SANDBOX_TIER`); 0 = its own choice.
+    /// Set by the `tier2::*` variants of every probe (each test runs on its own thread).
+    static TIER: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
 
 /// A uid no account uses: owner of the "another user's file".
 const OTHER_UID: u32 = 4242;
@@ -161,8 +167,18 @@ impl Scene {
         );
         // In palisade's own environment only: the server must never see it.
         cmd.env("PALISADE_HOSTILE_CANARY", &self.canary);
+        let tier = TIER.with(std::cell::Cell::get);
+        if tier != 0 {
+            cmd.env("PALISADE_SANDBOX_TIER", tier.to_string());
+        }
         let mut palisade = McpProcess::spawn(cmd);
         palisade.initialize();
+        let banner = if tier == 2 {
+            "DEGRADED sandbox tier 2"
+        } else {
+            "sandbox tier 1"
+        };
+        util::wait_stderr(&palisade, banner);
         self.palisade = Some(palisade);
         self.assert_echo_works();
         self
@@ -581,18 +597,37 @@ fn mount(user: User) {
 
 /// One test per probe per user: `hostile_cannot_<probe>` (as the test's user, root in CI) and
 /// `hostile_cannot_<probe>_as_nobody`.
+/// Every probe as root and as `nobody`, in the machine's tier (1 here) and again forced to tier 2 (Landlock
+/// and seccomp without namespaces: `hostile::tier2::*`), where every probe must fail just the same.
 macro_rules! hostile_tests {
-    ($($body:ident => $root:ident, $nobody:ident;)*) => {$(
-        #[test]
-        fn $root() {
-            $body(User::Root);
-        }
+    ($($body:ident => $root:ident, $nobody:ident;)*) => {
+        $(
+            #[test]
+            fn $root() {
+                $body(User::Root);
+            }
 
-        #[test]
-        fn $nobody() {
-            $body(User::Nobody);
+            #[test]
+            fn $nobody() {
+                $body(User::Nobody);
+            }
+        )*
+        mod tier2 {
+            $(
+                #[test]
+                fn $root() {
+                    super::TIER.with(|t| t.set(2));
+                    super::$body(super::User::Root);
+                }
+
+                #[test]
+                fn $nobody() {
+                    super::TIER.with(|t| t.set(2));
+                    super::$body(super::User::Nobody);
+                }
+            )*
         }
-    )*};
+    };
 }
 
 hostile_tests! {

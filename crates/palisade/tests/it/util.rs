@@ -100,6 +100,17 @@ pub(crate) fn wait_for<T>(
     }
 }
 
+/// Waits until `p`'s stderr (copied by a reader thread, so it may lag the protocol) contains `needle`.
+#[track_caller]
+pub(crate) fn wait_stderr(p: &McpProcess, needle: &str) {
+    wait_for(
+        Duration::from_secs(5),
+        &format!("{needle:?} on stderr"),
+        || p.stderr().contains(needle).then_some(()),
+        || p.stderr(),
+    );
+}
+
 /// Waits until the audit log at `path` holds an event matching `pred`; returns it.
 #[track_caller]
 pub(crate) fn wait_event(path: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

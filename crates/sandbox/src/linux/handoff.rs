@@ -19,7 +19,6 @@ use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -50,43 +49,22 @@ impl Handoff {
     /// Creates the rendezvous under `$XDG_RUNTIME_DIR` when it is set and absolute, else the system
     /// temporary directory.
     pub fn new() -> io::Result<Handoff> {
-        let base = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute() && p.is_dir())
-            .unwrap_or_else(std::env::temp_dir);
-        Handoff::new_in(&base)
+        Handoff::new_in(&super::scratch::base())
     }
 
-    /// Creates the rendezvous in a new directory under `base`.
+    /// Creates the rendezvous in a new private directory under `base` ([`super::scratch::private_dir`]).
     pub fn new_in(base: &Path) -> io::Result<Handoff> {
-        let mut last = None;
-        for _ in 0..8 {
-            let dir = base.join(format!("palisade-egress-{}", random_hex()?));
-            // `create` fails on an existing path (never reuses one someone planted), and 0700 keeps
-            // every other user out of the socket below.
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {
-                    let socket = dir.join("s");
-                    let listener = UnixListener::bind(&socket).inspect_err(|_| {
-                        let _ = std::fs::remove_dir(&dir);
-                    })?;
-                    listener.set_nonblocking(true)?;
-                    return Ok(Handoff {
-                        dir,
-                        socket,
-                        listener,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("cannot create a directory in {}: {e}", base.display()),
-                    ));
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("no free directory name")))
+        let dir = super::scratch::private_dir(base, "palisade-egress")?;
+        let socket = dir.join("s");
+        let listener = UnixListener::bind(&socket).inspect_err(|_| {
+            let _ = std::fs::remove_dir(&dir);
+        })?;
+        listener.set_nonblocking(true)?;
+        Ok(Handoff {
+            dir,
+            socket,
+            listener,
+        })
     }
 
     /// The path PID 1 connects to.
@@ -229,13 +207,6 @@ fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<(
         return Err(io::Error::other("short write"));
     }
     Ok(())
-}
-
-/// 16 hex digits from the kernel's random source.
-fn random_hex() -> io::Result<String> {
-    let mut b = [0u8; 8];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 #[cfg(test)]

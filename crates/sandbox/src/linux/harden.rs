@@ -25,12 +25,22 @@ pub struct HardenOptions {
 }
 
 impl HardenOptions {
-    /// Tier 2 (no network namespace): additionally refuse UDP/raw IPv4 and IPv6 sockets.
+    /// Tier 2 (no network or mount namespace): additionally refuse UDP/raw IPv4 and IPv6 sockets and
+    /// `socket(AF_UNIX)`.
     pub fn tier_two() -> Self {
         HardenOptions {
             seccomp: seccomp::Options {
                 deny_inet_datagram: true,
+                deny_unix_socket: true,
             },
+        }
+    }
+
+    /// The options a spec's isolation calls for.
+    pub fn for_spec(spec: &SandboxSpec) -> Self {
+        match spec.isolation {
+            crate::spec::Isolation::Namespaces => HardenOptions::default(),
+            crate::spec::Isolation::LandlockOnly => HardenOptions::tier_two(),
         }
     }
 }
@@ -60,9 +70,10 @@ impl std::fmt::Display for HardenReport {
     }
 }
 
-/// Tier 1 hardening of the calling (single-threaded) process, right before `execve`.
+/// Hardening of the calling (single-threaded) process right before `execve`, as the spec's isolation
+/// calls for ([`HardenOptions::for_spec`]).
 pub fn harden(spec: &SandboxSpec) -> Result<HardenReport, String> {
-    harden_with(spec, &HardenOptions::default())
+    harden_with(spec, &HardenOptions::for_spec(spec))
 }
 
 /// [`harden`] with explicit options.
@@ -148,6 +159,7 @@ mod tests {
             net: NetMode::None,
             hostname: "sandbox".into(),
             pids_cgroup: None,
+            isolation: Default::default(),
         };
         let report = harden(&spec).unwrap();
         println!("{report}");

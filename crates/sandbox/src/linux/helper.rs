@@ -8,6 +8,10 @@
 //!           │         └─ server (own session; no_new_privs, rlimits, Landlock, seccomp; exec)
 //!           └─ watchdog (kills the helper's process group if palisade dies)
 //! ```
+//! In tier 2 ([`crate::spec::Isolation::LandlockOnly`]) there is no namespace and no PID 1: the helper
+//! joins the pids cgroup (root), sets its parent-death signal, and becomes the server itself (step 10
+//! without `setsid`, so the server stays in the process group the watchdog kills).
+//!
 //! None of these relays a byte: the server inherits the stdin/stdout/stderr pipes palisade created for the
 //! helper; the helper and PID 1 point their own stdin/stdout at `/dev/null` once the next process exists,
 //! so the server's end-of-file and broken-pipe behaviour is exactly that of a plain child.
@@ -258,6 +262,16 @@ pub fn run_helper(spec_fd: i32) -> ! {
         fail("parent", "palisade exited before the sandbox started");
     }
 
+    // Tier 2: no namespaces to build, so nothing to supervise either: the helper becomes the server. It
+    // keeps palisade's process group (what the watchdog kills) and the parent-death signal, which `exec`
+    // preserves.
+    if spec.isolation == crate::spec::Isolation::LandlockOnly {
+        if let Err(e) = std::env::set_current_dir(&spec.cwd) {
+            fail(&format!("chdir {}", spec.cwd.display()), e);
+        }
+        Exec::new(&spec).run(&spec, false);
+    }
+
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     // SAFETY: this process is single-threaded (the helper is dispatched before anything starts a thread),
@@ -356,7 +370,7 @@ fn init(spec: &SandboxSpec, alive: RawFd, null: RawFd) -> ! {
     let server = unsafe { libc::fork() };
     check("fork server", server);
     if server == 0 {
-        exec.run(spec);
+        exec.run(spec, true);
     }
     release_stdio(null);
     supervise(server, true);
@@ -411,8 +425,11 @@ impl Exec {
         }
     }
 
-    /// Step 10, in the server process. Never returns.
-    fn run(&self, spec: &SandboxSpec) -> ! {
+    /// Step 10, in the server process. Never returns. `new_session`: `setsid` (tier 1, where the PID
+    /// namespace, not the process group, ties the server's lifetime to palisade's). In tier 2 the server
+    /// stays in palisade's process group so the watchdog's group kill reaches it; seccomp refuses the
+    /// terminal-injection ioctls either way.
+    fn run(&self, spec: &SandboxSpec, new_session: bool) -> ! {
         // SAFETY: resetting dispositions and the mask of this (single-threaded) process; SIG_DFL is a
         // valid handler for every signal here.
         unsafe {
@@ -429,8 +446,10 @@ impl Exec {
             let empty = sigset(&[]);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         }
-        // SAFETY: setsid has no memory effects; PID 1 made us, so we are not a group leader.
-        check("setsid", unsafe { libc::setsid() });
+        if new_session {
+            // SAFETY: setsid has no memory effects; PID 1 made us, so we are not a group leader.
+            check("setsid", unsafe { libc::setsid() });
+        }
         // SAFETY: close_range with CLOEXEC only flags fds; nothing is closed under our feet.
         unsafe {
             libc::syscall(
@@ -477,6 +496,7 @@ mod tests {
             net: crate::spec::NetMode::None,
             hostname: "h".into(),
             pids_cgroup: None,
+            isolation: Default::default(),
         };
         let mut frame = encode_spec(&spec);
         frame.extend_from_slice(b"{\"jsonrpc\":\"2.0\"}\n");

@@ -1,6 +1,10 @@
-//! [`Sandboxed`]: the tier 1 launcher. Plans the sandbox ([`crate::plan`]), starts the helper
+//! [`Sandboxed`]: the sandbox launcher. Plans the sandbox ([`crate::plan`]), starts the helper
 //! (`palisade __sandbox 0`, see [`super::helper`]) with piped stdio exactly like [`crate::Plain`], hands it
 //! the spec as the first frame on its stdin, and arms the watchdog on the helper's process group.
+//!
+//! Tier 1 ([`Sandboxed::new`]) builds namespaces; tier 2 ([`Sandboxed::degraded`], for machines without
+//! user namespaces) turns the same plan into Landlock and seccomp only ([`crate::plan::degrade`]): a
+//! private `HOME`/`TMPDIR` ([`super::scratch::ScratchDir`]), the egress proxy on the host's loopback.
 
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
@@ -16,18 +20,32 @@ use crate::{LaunchSpec, Launched, Launcher, watchdog};
 /// Where `HOME` is when neither the launch spec nor the environment says.
 const FALLBACK_HOME: &str = "/home/palisade";
 
-/// Starts servers in a tier 1 sandbox: user, mount, PID, network, IPC and UTS namespaces, a filesystem view
-/// of only what the server needs, then no_new_privs, rlimits, Landlock and seccomp.
+/// Starts servers in a sandbox. Tier 1: user, mount, PID, network, IPC and UTS namespaces, a filesystem
+/// view of only what the server needs, then no_new_privs, rlimits, Landlock and seccomp. Tier 2: the same
+/// Landlock rules, seccomp and rlimits without namespaces.
 #[derive(Debug, Clone)]
 pub struct Sandboxed {
     /// The palisade executable, re-executed as the helper and the watchdog.
     pub self_exe: PathBuf,
+    /// Tier 2: no namespaces.
+    pub degraded: bool,
 }
 
 impl Sandboxed {
-    /// A launcher re-executing `self_exe`.
+    /// A tier 1 launcher re-executing `self_exe`.
     pub fn new(self_exe: PathBuf) -> Sandboxed {
-        Sandboxed { self_exe }
+        Sandboxed {
+            self_exe,
+            degraded: false,
+        }
+    }
+
+    /// A tier 2 launcher (no user namespaces on this machine).
+    pub fn degraded(self_exe: PathBuf) -> Sandboxed {
+        Sandboxed {
+            self_exe,
+            degraded: true,
+        }
     }
 
     /// The sandbox `spec` would run in (also what [`Launcher::launch`] applies). With an egress proxy,
@@ -42,6 +60,25 @@ impl Sandboxed {
         }
         plan(&input).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
+}
+
+/// How many threads this user runs now: `RLIMIT_NPROC` counts threads, and tier 2's limit comes on top.
+fn user_processes() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+        .map(|e| std::fs::read_dir(e.path().join("task")).map_or(1, |t| t.count() as u64))
+        .sum()
 }
 
 /// The planner's input for a launch spec. Environment entries that are not UTF-8 are dropped.
@@ -84,6 +121,13 @@ impl Launcher for Sandboxed {
         } else {
             ""
         };
+        if self.degraded {
+            return format!(
+                "DEGRADED sandbox tier 2: no namespaces; {landlock} (files, exec allowlist, TCP to the \
+                 egress proxy only), seccomp (no UDP, no unix sockets), rlimits{pids}; other processes \
+                 of the user are visible"
+            );
+        }
         format!(
             "sandbox tier 1: user+mount+pid+net+ipc+uts namespaces, {landlock} (exec allowlist), \
              seccomp, rlimits{pids}"
@@ -91,17 +135,46 @@ impl Launcher for Sandboxed {
     }
 
     fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched> {
-        let handoff = if spec.egress {
-            Some(Handoff::new().map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot prepare the egress proxy: {e}"))
-            })?)
-        } else {
-            None
+        let egress_err = |e: io::Error| {
+            io::Error::new(e.kind(), format!("cannot prepare the egress proxy: {e}"))
         };
-        let mut sandbox = self.plan(spec, handoff.as_ref())?;
+        let root = rustix::process::geteuid().is_root();
+        let mut handoff = None;
+        let mut host_egress = None;
+        let mut scratch = None;
+        let mut sandbox = if self.degraded {
+            let mut input = plan_input(spec);
+            if spec.egress {
+                // No network namespace: palisade's own listener on the host's loopback.
+                let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(egress_err)?;
+                input.net = NetMode::HostProxy {
+                    port: l.local_addr()?.port(),
+                };
+                host_egress = Some(l);
+            }
+            let planned =
+                plan(&input).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let dir = super::scratch::ScratchDir::new().map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot create the sandbox's HOME: {e}"))
+            })?;
+            // Without a user namespace RLIMIT_NPROC counts all of the user's processes: leave room for
+            // the ones that exist. Root gets the pids cgroup below instead.
+            let processes = match planned.rlimits.processes {
+                Some(n) if !root => Some(n + user_processes()),
+                other => other,
+            };
+            let degraded = crate::plan::degrade(planned, dir.path(), processes);
+            scratch = Some(dir);
+            degraded
+        } else {
+            if spec.egress {
+                handoff = Some(Handoff::new().map_err(egress_err)?);
+            }
+            self.plan(spec, handoff.as_ref())?
+        };
         // RLIMIT_NPROC does not bind host root: a pids cgroup does, or the sandbox does not start.
         let cgroup = match sandbox.rlimits.processes {
-            Some(max) if rustix::process::geteuid().is_root() => {
+            Some(max) if root => {
                 let dir = super::cgroup::create(max).map_err(|e| {
                     io::Error::other(format!(
                         "process limit not enforceable for root: {e}; refusing to start the sandbox \
@@ -155,7 +228,7 @@ impl Launcher for Sandboxed {
                 .receive(&mut child)
                 .map(|l| (wd, Some(l)))
                 .map_err(|e| io::Error::new(e.kind(), format!("egress proxy: {e}"))),
-            (Ok(wd), None) => Ok((wd, None)),
+            (Ok(wd), None) => Ok((wd, host_egress)),
             (Err(e), _) => Err(e),
         };
         match egress {
@@ -167,6 +240,7 @@ impl Launcher for Sandboxed {
                 cgroup,
                 applied: Some(sandbox),
                 egress,
+                scratch,
             }),
             Err(e) => {
                 let _ = child.kill();

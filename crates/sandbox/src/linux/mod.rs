@@ -16,4 +16,5 @@ pub mod launcher;
 pub mod mounts;
 pub mod probe;
 pub mod rlimits;
+pub mod scratch;
 pub mod seccomp;

@@ -7,7 +7,7 @@
 //! | tier | needs | means |
 //! |------|-------|-------|
 //! | One | user namespaces + Landlock + seccomp | namespaces, Landlock second layer, seccomp, rlimits |
-//! | Two | Landlock ABI >= 4 + seccomp | Landlock paths and TCP ports, seccomp (UDP refused): degraded; not built yet, so `run` refuses (docs/sandbox.md) |
+//! | Two | Landlock ABI >= 4 + seccomp | Landlock paths and TCP ports, seccomp (UDP and unix sockets refused): degraded (docs/sandbox.md) |
 //! | Three | otherwise | refuse unless the policy says `trust = "unsandboxed"` |
 //!
 //! Landlock is required in every tier because [`super::harden`] fails closed without it, and doctor must
@@ -114,17 +114,10 @@ pub fn decide_tier(f: &Facts) -> (Tier, Vec<String>) {
         (false, Some(a), true) if a >= 4 => {
             reasons.push(
                 "degraded: no mount, pid or network namespace; Landlock limits files and TCP, seccomp \
-                 refuses UDP; other processes of the user are visible (not writable: Landlock scopes \
-                 signals only from ABI 6)"
+                 refuses UDP and unix sockets; other processes of the user are visible (not signalable: \
+                 Landlock scopes signals from ABI 6)"
                     .into(),
             );
-            if a < 9 {
-                reasons.push(
-                    "degraded: path unix sockets (e.g. /var/run/docker.sock) are reachable: Landlock \
-                     covers them from ABI 9"
-                        .into(),
-                );
-            }
             Tier::Two
         }
         (false, Some(_), true) => {
@@ -197,9 +190,9 @@ pub fn probe() -> Probe {
     }
 }
 
-/// The environment variable that forces a tier (`1` or `2`) where the quick check guesses wrong, or to
-/// exercise tier 2 on a machine that has tier 1. It can only lower what palisade would pick, or ask for
-/// tier 1 where it was ruled out (the helper then fails closed if the kernel refuses); never tier 3.
+/// The environment variable that forces a tier where the quick check guesses wrong, or to exercise a
+/// lower tier: `2` (no namespaces), `3` (no sandbox: servers are refused), or `1` where the check ruled
+/// it out (the helper then fails closed if the kernel refuses). It never makes a server run unsandboxed.
 pub const TIER_ENV: &str = "PALISADE_SANDBOX_TIER";
 
 /// The tier for a launch, without [`probe`]'s child process (≈ 2 ms that every server start would pay):
@@ -233,6 +226,7 @@ pub fn quick() -> (Tier, Vec<String>) {
     match forced.as_deref() {
         Some("2") => facts.userns = Err(format!("{TIER_ENV}=2")),
         Some("1") => facts.userns = Ok(()),
+        Some("3") => facts.landlock = Err(format!("{TIER_ENV}=3")),
         _ => {}
     }
     decide_tier(&facts)
@@ -346,10 +340,7 @@ impl Probe {
     pub fn render(&self) -> String {
         let tier = match self.tier {
             Tier::One => "1 (full sandbox: namespaces + Landlock + seccomp + limits)",
-            Tier::Two => {
-                "2 (DEGRADED: Landlock + seccomp, no namespaces; not built yet, so servers are refused \
-                 unless trusted as unsandboxed)"
-            }
+            Tier::Two => "2 (DEGRADED: Landlock + seccomp + limits, no namespaces)",
             Tier::Three => "3 (NO SANDBOX: servers refused unless trusted as unsandboxed)",
         };
         let mut s = format!("sandbox tier:    {tier}\n");

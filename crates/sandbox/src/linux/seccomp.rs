@@ -86,6 +86,10 @@ pub struct Options {
     /// namespace holds only loopback, so datagram sockets stay allowed (glibc uses them for interface
     /// ioctls and resolver probing).
     pub deny_inet_datagram: bool,
+    /// Refuse `socket(AF_UNIX, …)` (not `socketpair`). For tier 2, where no mount namespace hides the
+    /// host's unix sockets (`/var/run/docker.sock`, the session bus) and Landlock covers them only from ABI
+    /// 9. `socketpair`, which runtimes use for their own plumbing, stays allowed.
+    pub deny_unix_socket: bool,
 }
 
 // Constants named by the table, spelled out so the values are visible next to the rules.
@@ -373,6 +377,20 @@ pub fn rules(opts: &Options) -> Vec<Rule> {
         }
     }
 
+    if opts.deny_unix_socket {
+        out.push(Rule {
+            name: "socket",
+            nr: libc::SYS_socket,
+            when: vec![Check {
+                arg: 0,
+                op: Op::Eq(libc::AF_UNIX as u32),
+            }],
+            errno: eperm,
+            why: "tier 2: the host's unix sockets (docker.sock, the session bus) are visible, and Landlock \
+                  covers them only from ABI 9",
+        });
+    }
+
     // Terminal injection: push keystrokes into the controlling terminal's input, to be run by the
     // user's shell after the server exits.
     for cmd in [TIOCSTI, TIOCLINUX] {
@@ -657,10 +675,11 @@ pub fn summary(opts: &Options) -> String {
         "seccomp: {} rules over {} syscalls (errno, not kill){}",
         rules.len(),
         names.len(),
-        if opts.deny_inet_datagram {
-            "; IPv4/IPv6 limited to TCP"
-        } else {
-            ""
+        match (opts.deny_inet_datagram, opts.deny_unix_socket) {
+            (true, true) => "; IPv4/IPv6 limited to TCP; no unix sockets but socketpair",
+            (true, false) => "; IPv4/IPv6 limited to TCP",
+            (false, true) => "; no unix sockets but socketpair",
+            (false, false) => "",
         }
     )
 }

@@ -204,6 +204,7 @@ fn tier_two_option_limits_inet_to_tcp() {
     let plain = rules(&Options::default());
     let tier2 = rules(&Options {
         deny_inet_datagram: true,
+        ..Options::default()
     });
     assert_eq!(tier2.len(), plain.len() + 8, "4 socket types x 2 families");
     assert!(tier2.iter().any(|r| r.name == "socket"
@@ -226,6 +227,7 @@ fn the_table_compiles_for_this_architecture() {
         Options::default(),
         Options {
             deny_inet_datagram: true,
+            ..Options::default()
         },
     ] {
         let progs = filters(&opts).unwrap();
@@ -494,6 +496,7 @@ fn the_dispatch_prologue_decides_exactly_as_the_program_alone() {
         Options::default(),
         Options {
             deny_inet_datagram: true,
+            ..Options::default()
         },
     ] {
         let table = rules(&opts);
@@ -604,6 +607,7 @@ fn the_merged_filter_decides_exactly_as_the_separate_programs() {
         Options::default(),
         Options {
             deny_inet_datagram: true,
+            ..Options::default()
         },
     ] {
         let progs = filters(&opts).unwrap();
@@ -645,4 +649,27 @@ fn the_merged_filter_decides_exactly_as_the_separate_programs() {
             "{want:#x} not seen: {outcomes:x?}"
         );
     }
+}
+
+#[test]
+fn tier_two_refuses_unix_socket_creation_but_not_socketpair() {
+    let plain = rules(&Options::default());
+    let t2 = rules(&Options {
+        deny_unix_socket: true,
+        ..Options::default()
+    });
+    assert_eq!(t2.len(), plain.len() + 1);
+    let added = t2
+        .iter()
+        .find(|r| !plain.contains(r))
+        .expect("one added rule");
+    assert_eq!(added.nr, libc::SYS_socket);
+    assert_eq!(
+        added.when,
+        vec![Check {
+            arg: 0,
+            op: Op::Eq(libc::AF_UNIX as u32)
+        }]
+    );
+    assert!(!t2.iter().any(|r| r.nr == libc::SYS_socketpair));
 }

@@ -605,3 +605,85 @@ fn the_program_env_runs_is_executable_in_the_sandbox() {
     let input = t.input(&["/usr/bin/env", "X=1", "/nonexistent/srv"]);
     assert!(matches!(plan(&input), Err(PlanError::NotFound { .. })));
 }
+
+#[test]
+fn tier_two_keeps_the_rules_but_never_the_real_home_tmp_proc_or_dev() {
+    let t = Tmp::new();
+    let spec = plan(&t.input(&["/bin/true"])).unwrap();
+    let real_home = t.path("home");
+    assert!(
+        spec.landlock.write.iter().any(|p| p == &real_home),
+        "tier 1 writes its tmpfs HOME"
+    );
+    let scratch = t.dir("scratch");
+    let d = degrade(spec.clone(), &scratch, Some(999));
+    assert_eq!(d.isolation, crate::spec::Isolation::LandlockOnly);
+    assert!(d.mounts.is_empty());
+    let all: Vec<&PathBuf> = d
+        .landlock
+        .read_exec
+        .iter()
+        .chain(&d.landlock.read)
+        .chain(&d.landlock.write)
+        .collect();
+    for gone in [
+        real_home.as_path(),
+        Path::new("/tmp"),
+        Path::new("/proc"),
+        Path::new("/dev"),
+    ] {
+        assert!(
+            !all.iter().any(|p| p.as_path() == gone),
+            "{gone:?} in {all:?}"
+        );
+    }
+    assert!(d.landlock.write.contains(&scratch.join("home")));
+    assert!(d.landlock.write.contains(&scratch.join("tmp")));
+    assert!(d.landlock.write.contains(&PathBuf::from("/dev/null")));
+    assert!(d.landlock.read.contains(&PathBuf::from("/proc/self")));
+    // Everything else tier 1 allowed is still allowed (the server's own program included).
+    for p in &spec.landlock.read_exec {
+        assert!(d.landlock.read_exec.contains(p), "{p:?}");
+    }
+    let env = |k: &str| {
+        d.env
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        env("HOME"),
+        vec![scratch.join("home").display().to_string()]
+    );
+    assert_eq!(
+        env("TMPDIR"),
+        vec![scratch.join("tmp").display().to_string()]
+    );
+    assert_eq!(d.rlimits.processes, Some(999));
+}
+
+#[test]
+fn tier_two_names_the_etc_entries_instead_of_all_of_etc() {
+    let t = Tmp::new();
+    let spec = plan(&t.input(&["/bin/true"])).unwrap();
+    let d = degrade(spec, &t.dir("scratch"), None);
+    assert!(
+        !d.landlock.read.contains(&PathBuf::from("/etc")),
+        "{:?}",
+        d.landlock.read
+    );
+    assert!(
+        !d.landlock
+            .read
+            .iter()
+            .any(|p| p == Path::new("/etc/shadow"))
+    );
+    if Path::new("/etc/passwd").exists() {
+        assert!(
+            d.landlock.read.contains(&PathBuf::from("/etc/passwd")),
+            "{:?}",
+            d.landlock.read
+        );
+    }
+}
