@@ -12,6 +12,7 @@ mod egress;
 mod eras;
 mod filesystem;
 mod framing;
+mod git;
 mod guards;
 mod hostile;
 mod lifecycle;
