@@ -165,6 +165,15 @@ pub struct Launched {
 pub struct CgroupDir(pub PathBuf);
 
 impl CgroupDir {
+    /// How many times a fork was refused because the cgroup was at its `pids.max` (the `max` line of
+    /// `pids.events`); `None` when the kernel does not say.
+    pub fn limit_hits(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.0.join("pids.events")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("max "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     /// Removes the (empty) cgroup, retrying for up to 1 s while its last processes finish exiting.
     pub fn remove(self) -> io::Result<()> {
         let mut last = Ok(());

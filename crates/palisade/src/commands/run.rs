@@ -113,12 +113,29 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
             Err(e) => break Err(e),
         }
     };
-    // The sandbox's pids cgroup is empty once the helper is reaped.
+    // The sandbox's pids cgroup is empty once the helper is reaped. Say whether the server met its
+    // process limit first: refused forks are otherwise silent.
     if let Some(c) = launched.cgroup.take() {
+        if let Some(n) = c.limit_hits().filter(|&n| n > 0) {
+            let max = launched
+                .applied
+                .as_ref()
+                .and_then(|a| a.rlimits.processes)
+                .map_or_else(|| "its".to_owned(), |m| m.to_string());
+            let detail = format!(
+                "the server reached the sandbox's process limit ({max} processes); {n} fork(s) refused"
+            );
+            eprintln!("palisade: `{}`: {detail}", s.name);
+            proxy.append(
+                Event::new(Kind::Error, &s.name)
+                    .reason("process-limit")
+                    .detail(detail),
+            );
+        }
         let _ = c.remove();
     }
     let why = match &status {
-        Ok(st) => format!("server {st}"),
+        Ok(st) => exit_reason(st, launched.applied.as_ref().map(|a| &a.rlimits)),
         Err(e) => format!("server status unknown: {e}"),
     };
     if let Some(e) = egress {
@@ -141,6 +158,41 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
                 ExitStatus::Failure
             })
         }
+    }
+}
+
+/// The server's end in words. A sandboxed server's status comes through the helper, which reports a
+/// death by signal as 128 + the signal; a kill by the kernel is often a limit (memory).
+fn exit_reason(
+    st: &std::process::ExitStatus,
+    limits: Option<&palisade_sandbox::spec::Rlimits>,
+) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let sandboxed = limits.is_some();
+    let signal = st.signal().or_else(|| {
+        st.code()
+            .filter(|c| sandboxed && *c > 128 && *c < 160)
+            .map(|c| c - 128)
+    });
+    match signal {
+        Some(sig) => {
+            let name = match sig {
+                6 => " (SIGABRT)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            let hint = match limits.and_then(|l| l.address_space) {
+                Some(bytes) if matches!(sig, 6 | 9 | 11) => format!(
+                    "; if it ran out of memory, the sandbox's address-space limit is {} GiB",
+                    bytes >> 30
+                ),
+                _ => String::new(),
+            };
+            format!("server killed by signal {sig}{name}{hint}")
+        }
+        None => format!("server {st}"),
     }
 }
 
@@ -181,4 +233,25 @@ pub(crate) fn open_audit(
         "{MAX_SIBLINGS} palisade processes already write audit logs next to {}; pass --audit-log FILE",
         path.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_sandboxed_death_by_signal_is_named_with_the_limit_that_may_explain_it() {
+        let limits = palisade_sandbox::spec::Rlimits::default();
+        // The helper mirrors a signal death as 128 + N.
+        let helper_says_killed = std::process::ExitStatus::from_raw(137 << 8);
+        let why = exit_reason(&helper_says_killed, Some(&limits));
+        assert!(why.contains("signal 9 (SIGKILL)"), "{why}");
+        assert!(why.contains("8 GiB"), "{why}");
+        // Unsandboxed, 137 is just an exit code.
+        let why = exit_reason(&helper_says_killed, None);
+        assert_eq!(why, "server exit status: 137");
+        let ok = std::process::ExitStatus::from_raw(0);
+        assert_eq!(exit_reason(&ok, Some(&limits)), "server exit status: 0");
+    }
 }

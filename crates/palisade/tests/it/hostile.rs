@@ -552,6 +552,23 @@ fn fork_bomb(user: User) {
     s.start()
         .assert_blocked("fork_bomb", json!({ "max": 2000 }));
     s.assert_echo_works();
+    // As root the limit is a pids cgroup, whose refusals palisade can count: it says so when the session
+    // ends, on stderr and in the audit log. (An unprivileged user's RLIMIT_NPROC refusals leave no trace.)
+    if user == User::Root {
+        let p = s.palisade();
+        p.close_stdin();
+        assert!(p.wait_exit(Duration::from_secs(15)).is_some(), "palisade did not exit");
+        let stderr = p.stderr();
+        assert!(stderr.contains("reached the sandbox's process limit"), "{stderr}");
+        let log = s.home.state_home().join("palisade/audit/hostile.jsonl");
+        let events = util::events(&log);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["kind"] == "error" && e["reason"] == "process-limit"),
+            "{events:#?}"
+        );
+    }
 }
 
 fn allocate_past_the_memory_limit(user: User) {
