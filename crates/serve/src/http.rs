@@ -91,6 +91,9 @@ pub(crate) struct Gateway {
     next_key: AtomicU64,
     /// Upstream tasks still running (sessions and shared processes), for shutdown.
     pub(crate) live: Arc<AtomicUsize>,
+    /// Sessions open or starting, for `--max-sessions` (reserved before the server starts, so
+    /// concurrent `initialize` requests cannot overshoot it).
+    open: Arc<AtomicUsize>,
     me: Weak<Gateway>,
 }
 
@@ -121,6 +124,7 @@ impl Gateway {
             rate: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(1),
             live: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(AtomicUsize::new(0)),
             me: me.clone(),
         })
     }
@@ -488,49 +492,48 @@ async fn new_session(
     principal: Arc<Principal>,
     msg: Message,
 ) -> Response<ResBody> {
-    {
-        let sessions = gw.sessions();
-        if sessions.len() >= gw.limits.max_sessions {
-            drop(sessions);
-            gw.refused(
-                Some(&route),
-                Some(&principal.name),
-                "too-many-sessions",
-                format!(
-                    "{} sessions are open (--max-sessions)",
-                    gw.limits.max_sessions
-                ),
-            );
-            let mut r = refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: the gateway's session limit is reached; retry later",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
-        }
-        let mine = sessions
-            .values()
-            .filter(|s| s.owner == principal.key)
-            .count();
-        if mine >= gw.limits.max_sessions_per_client {
-            drop(sessions);
-            gw.refused(
-                Some(&route),
-                Some(&principal.name),
-                "too-many-sessions",
-                format!("client holds {mine} sessions (--max-sessions-per-client)"),
-            );
-            return refusal(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests: this client holds too many sessions; end some with DELETE",
-            );
-        }
+    if gw.open.fetch_add(1, Ordering::SeqCst) >= gw.limits.max_sessions {
+        gw.open.fetch_sub(1, Ordering::SeqCst);
+        gw.refused(
+            Some(&route),
+            Some(&principal.name),
+            "too-many-sessions",
+            format!(
+                "{} sessions are open (--max-sessions)",
+                gw.limits.max_sessions
+            ),
+        );
+        let mut r = refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: the gateway's session limit is reached; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
+    }
+    let mine = gw
+        .sessions()
+        .values()
+        .filter(|s| s.owner == principal.key)
+        .count();
+    if mine >= gw.limits.max_sessions_per_client {
+        gw.open.fetch_sub(1, Ordering::SeqCst);
+        gw.refused(
+            Some(&route),
+            Some(&principal.name),
+            "too-many-sessions",
+            format!("client holds {mine} sessions (--max-sessions-per-client)"),
+        );
+        return refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests: this client holds too many sessions; end some with DELETE",
+        );
     }
     let sid = random_token(32);
     let weak = gw.me.clone();
     let end_sid = sid.clone();
     let live = gw.live.clone();
+    let open = gw.open.clone();
     live.fetch_add(1, Ordering::SeqCst);
     let label = format!("session {}… of client {}", &sid[..8], principal.name);
     let started = Upstream::start(
@@ -543,6 +546,7 @@ async fn new_session(
             if let Some(gw) = weak.upgrade() {
                 gw.sessions().remove(&end_sid);
             }
+            open.fetch_sub(1, Ordering::SeqCst);
             live.fetch_sub(1, Ordering::SeqCst);
         }),
     )
@@ -551,6 +555,7 @@ async fn new_session(
         Ok(tx) => tx,
         Err(e) => {
             gw.live.fetch_sub(1, Ordering::SeqCst);
+            gw.open.fetch_sub(1, Ordering::SeqCst);
             eprintln!(
                 "palisade: cannot start the server `{}`: {e}",
                 route.backend.name()

@@ -321,13 +321,16 @@ impl Upstream {
                 let check_params = self.multiplex && method == "tools/call";
                 if check_params && let Err(refusal) = self.param_check(&msg, &params) {
                     self.header_mismatch(&principal, &refusal.message);
-                    let _ = reply.tx.try_send(Frame {
-                        bytes: Bytes::from(
-                            ids::with_id(&refusal_bytes(&up_id, &refusal), &id.to_value())
-                                .unwrap_or_default(),
-                        ),
-                        last: true,
-                    });
+                    push(
+                        &reply.tx,
+                        Frame {
+                            bytes: Bytes::from(
+                                ids::with_id(&refusal_bytes(&up_id, &refusal), &id.to_value())
+                                    .unwrap_or_default(),
+                            ),
+                            last: true,
+                        },
+                    );
                     return;
                 }
                 if !dup {
@@ -529,10 +532,13 @@ impl Upstream {
                     Some(cid) => ids::with_id(m, cid).unwrap_or_else(|| m.clone()),
                     None => m.clone(),
                 };
-                let _ = tx.try_send(Frame {
-                    bytes: Bytes::from(bytes),
-                    last: true,
-                });
+                push(
+                    tx,
+                    Frame {
+                        bytes: Bytes::from(bytes),
+                        last: true,
+                    },
+                );
                 continue;
             }
             self.route_own(m);
@@ -578,10 +584,13 @@ impl Upstream {
                 if let Some(cid) = &p.client_id {
                     bytes = ids::with_id(&bytes, cid).unwrap_or(bytes);
                 }
-                let _ = p.tx.try_send(Frame {
-                    bytes: Bytes::from(bytes),
-                    last: true,
-                });
+                push(
+                    &p.tx,
+                    Frame {
+                        bytes: Bytes::from(bytes),
+                        last: true,
+                    },
+                );
             }
             Kind::Notification { method } if method == "notifications/progress" => {
                 let token = Message::parse(&bytes)
@@ -595,20 +604,26 @@ impl Upstream {
                 });
                 match target {
                     Some(tx) => {
-                        let _ = tx.try_send(Frame {
-                            bytes: Bytes::from(bytes),
-                            last: false,
-                        });
+                        push(
+                            &tx,
+                            Frame {
+                                bytes: Bytes::from(bytes),
+                                last: false,
+                            },
+                        );
                     }
                     None if self.multiplex => {}
                     None => self.standalone(Bytes::from(bytes)),
                 }
             }
             Kind::Notification { .. } if let Some((tx, bytes)) = self.subscription(&bytes) => {
-                let _ = tx.try_send(Frame {
-                    bytes: Bytes::from(bytes),
-                    last: false,
-                });
+                push(
+                    &tx,
+                    Frame {
+                        bytes: Bytes::from(bytes),
+                        last: false,
+                    },
+                );
             }
             Kind::Request { .. } | Kind::Notification { .. } => {
                 let related = match kind {
@@ -627,10 +642,13 @@ impl Upstream {
                     .flatten();
                 match latest {
                     Some(tx) => {
-                        let _ = tx.try_send(Frame {
-                            bytes: Bytes::from(bytes),
-                            last: false,
-                        });
+                        push(
+                            &tx,
+                            Frame {
+                                bytes: Bytes::from(bytes),
+                                last: false,
+                            },
+                        );
                     }
                     // A shared stateless process has no session to deliver unrelated messages to.
                     None if self.multiplex => {}
@@ -717,6 +735,22 @@ impl Upstream {
 
 fn refusal_bytes(id: &Id, r: &headers::Refusal) -> Vec<u8> {
     error_response(Some(id), r.code, &r.message)
+}
+
+/// Queues a frame for a client stream without blocking the task. A client that stops reading loses
+/// notifications once its buffer ([`STREAM_BUFFER`]) is full, but never the response that completes its
+/// request: that one waits for room.
+fn push(tx: &mpsc::Sender<Frame>, frame: Frame) {
+    match tx.try_send(frame) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(f)) if f.last => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(f).await;
+            });
+        }
+        Err(_) => {}
+    }
 }
 
 /// The id of a response palisade built, if it is one.

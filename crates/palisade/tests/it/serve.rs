@@ -501,3 +501,58 @@ fn serve_stateless_requests_check_headers_and_keep_clients_apart() {
     );
     assert_eq!(head.status, 405);
 }
+
+#[test]
+fn serve_limits_sessions_and_client_request_rate() {
+    let home = TestHome::new();
+    let gw = Gateway::start(
+        &home,
+        &["--no-auth", "--max-sessions", "1", "--rate-limit", "off"],
+        &echo(),
+    );
+    let mut a = gw.client("/mcp", None);
+    a.initialize();
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let r = gw.client("/mcp", None).post(&init);
+    assert_eq!(
+        r.status,
+        503,
+        "a second session is over --max-sessions: {}",
+        r.text()
+    );
+    assert!(r.header("retry-after").is_some());
+    let sid = a.session.clone().unwrap();
+    assert_eq!(
+        request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None).status,
+        200
+    );
+    // The slot frees once the session's server has stopped.
+    let mut b = gw.client("/mcp", None);
+    let r = util::wait_for(
+        std::time::Duration::from_secs(15),
+        "a free session slot",
+        || {
+            let r = b.post(&init);
+            (r.status != 503).then_some(r)
+        },
+        || gw.stderr(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    b.session = r.header("mcp-session-id").map(str::to_owned);
+
+    // A client over its request rate gets 429 with Retry-After.
+    let limited = Gateway::start(&home, &["--no-auth", "--rate-limit", "3/min"], &echo());
+    let c = limited.client("/mcp", None);
+    let statuses: Vec<u16> = (0..5)
+        .map(|i| {
+            c.post(&json!({"jsonrpc":"2.0","id":i,"method":"ping"}))
+                .status
+        })
+        .collect();
+    assert_eq!(&statuses[3..], [429, 429], "{statuses:?}");
+    let r = c.post(&json!({"jsonrpc":"2.0","id":9,"method":"ping"}));
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().unwrap() >= 1)
+    );
+}
