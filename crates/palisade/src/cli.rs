@@ -23,6 +23,11 @@ pub(crate) enum Command {
     Inspect(InspectArgs),
     /// Find MCP client configs and report risky setups (secrets, unpinned packages, broad roots, …).
     Scan(crate::commands::scan::ScanArgs),
+    /// Route every local server of your MCP client configs through `palisade run` with a generated policy,
+    /// moving plaintext secrets into the secret store; the original is backed up next to each file.
+    Wrap(crate::commands::wrap::WrapArgs),
+    /// Restore the configs `palisade wrap` changed, byte for byte, from their backups.
+    Unwrap(crate::commands::wrap::UnwrapArgs),
     /// Check a policy file and report every problem with its line.
     Policy {
         #[command(subcommand)]

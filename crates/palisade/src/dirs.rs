@@ -17,6 +17,11 @@ fn xdg(var: &str, fallback: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(fallback).join("palisade"))
 }
 
+/// `$XDG_CONFIG_HOME/palisade` (policies `palisade wrap` generates).
+pub(crate) fn config() -> Result<PathBuf> {
+    xdg("XDG_CONFIG_HOME", ".config")
+}
+
 /// `$XDG_STATE_HOME/palisade` (pins, audit logs).
 pub(crate) fn state() -> Result<PathBuf> {
     xdg("XDG_STATE_HOME", ".local/state")

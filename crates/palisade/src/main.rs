@@ -79,6 +79,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
             commands::inspect::inspect(settings::server_settings(&args.server, None)?, args.format)
         }
         Command::Scan(args) => commands::scan::scan(args),
+        Command::Wrap(args) => commands::wrap::wrap(args),
+        Command::Unwrap(args) => commands::wrap::unwrap(args),
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => commands::policy::check(&file),

@@ -10,3 +10,4 @@ pub(crate) mod scan;
 pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod token;
+pub(crate) mod wrap;

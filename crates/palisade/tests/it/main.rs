@@ -22,3 +22,4 @@ mod scan;
 mod sdk_client;
 mod secret;
 mod serve;
+mod wrap;
