@@ -437,6 +437,18 @@ pub fn plan(file: &ConfigFile, setup: &Setup<'_>) -> Result<Plan, PlanError> {
                     ));
                 }
             }
+            for var in &entry.env {
+                if let Some(v) = &var.value
+                    && let Some(hit) =
+                        palisade_scan::secrets::scan(&v.value, Some(&var.name.value)).first()
+                {
+                    notes.push(format!(
+                        "env `{}` holds {}: it stays in the config, since this entry is not wrapped; rotate it if the file was ever shared",
+                        var.name.value,
+                        hit.describe()
+                    ));
+                }
+            }
             if let Some(u) = &entry.url
                 && let Some(hit) = palisade_scan::secrets::scan(&u.value, None).first()
             {
@@ -791,4 +803,89 @@ fn verify_result(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_scan::{Candidate, Scope, Shape};
+
+    fn file(text: &str) -> ConfigFile {
+        let c = Candidate {
+            client: Client::Cursor,
+            shape: Shape::McpServers,
+            scope: Scope::User,
+            path: "/h/.cursor/mcp.json".into(),
+        };
+        ConfigFile::parse(&c, text.into(), Some(0o600))
+    }
+
+    fn plan_of(text: &str) -> Plan {
+        let none = BTreeSet::new();
+        plan(
+            &file(text),
+            &Setup {
+                palisade: Path::new("/usr/bin/palisade"),
+                policy_path: Path::new("/p.toml"),
+                policy_text: None,
+                home: Path::new("/nonexistent-home"),
+                taken_servers: &none,
+                taken_secrets: &none,
+                allow_registry: false,
+            },
+        )
+        .unwrap()
+    }
+
+    fn token() -> String {
+        ["gh", "p_", "Zq8RtY2mVx7KpL4nWc9HbJ3sDf6GaE1uQo5T"].concat()
+    }
+
+    #[test]
+    fn a_skipped_entry_says_its_env_secret_stays() {
+        let p = plan_of(&format!(
+            r#"{{"mcpServers": {{"gh": {{"command": "docker", "args": ["run", "-i", "img@sha256:00"], "env": {{"GITHUB_TOKEN": "{}"}}}}}}}}"#,
+            token()
+        ));
+        assert!(!p.changes());
+        assert!(matches!(&p.servers[0].action, Action::Skip(r) if r.contains("docker run")));
+        assert!(
+            p.servers[0].notes[0].starts_with("env `GITHUB_TOKEN` holds a GitHub token"),
+            "{:?}",
+            p.servers[0].notes
+        );
+        assert!(p.secrets.is_empty());
+    }
+
+    #[test]
+    fn entries_with_keys_written_twice_are_left_alone() {
+        let p = plan_of(r#"{"mcpServers": {"x": {"command": "a", "command": "b"}}}"#);
+        assert!(
+            matches!(&p.servers[0].action, Action::Skip(r) if r.contains("`command` is written twice"))
+        );
+        assert!(!p.changes());
+    }
+
+    #[test]
+    fn duplicated_secret_env_keys_all_leave_the_file() {
+        let t = token();
+        let p = plan_of(&format!(
+            r#"{{"mcpServers": {{"x": {{"command": "a", "env": {{"GITHUB_TOKEN": "{t}", "GITHUB_TOKEN": "{t}"}}}}}}}}"#
+        ));
+        assert!(!p.after.contains(&t), "{}", p.after);
+        assert_eq!(p.secrets.len(), 1);
+    }
+
+    #[test]
+    fn names_are_sanitized_and_made_unique() {
+        assert_eq!(
+            sanitize("claude-desktop-My Server/é"),
+            "claude-desktop-My-Server"
+        );
+        let taken: BTreeSet<String> = ["a-x".to_owned(), "a-x-2".to_owned()].into();
+        assert_eq!(unique("a-x", &taken, 100), "a-x-3");
+        assert_eq!(unique("", &BTreeSet::new(), 100), "server");
+        let long = "n".repeat(200);
+        assert_eq!(unique(&long, &BTreeSet::new(), 128).len(), 128);
+    }
 }

@@ -392,3 +392,73 @@ fn a_moved_secret_reaches_the_wrapped_server() {
     p.close_stdin();
     p.wait_exit(std::time::Duration::from_secs(10));
 }
+
+/// At a terminal, each file's diff is shown and confirmed once: "y" wraps the first, "n" leaves the second.
+/// (`script` gives palisade a pseudo-terminal.)
+#[test]
+fn at_a_terminal_each_file_is_shown_and_confirmed() {
+    use std::io::{Read, Write};
+    let t = TestHome::new();
+    let desktop = claude_config(&t);
+    let desktop_text = "{\"mcpServers\": {\"time\": {\"command\": \"mcp-server-time\"}}}\n";
+    write(&desktop, desktop_text, 0o600);
+    std::fs::create_dir_all(t.home().join(".cursor")).unwrap();
+    let cursor = t.home().join(".cursor/mcp.json");
+    let cursor_text = "{\"mcpServers\": {\"clock\": {\"command\": \"mcp-server-time\"}}}\n";
+    write(&cursor, cursor_text, 0o600);
+
+    let command = format!(
+        "{} wrap --home {}",
+        crate::util::palisade(),
+        t.home().display()
+    );
+    let mut c = Command::new("script");
+    c.args(["-qec", &command, "/dev/null"])
+        .env("PALISADE_SECRET_BACKEND", "file")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    t.apply(&mut c);
+    let mut child = c.spawn().expect("spawn script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    for answer in [&b"y\n"[..], b"n\n"] {
+        let prompts = String::from_utf8_lossy(&seen).matches("[y/N] ").count();
+        while String::from_utf8_lossy(&seen).matches("[y/N] ").count() == prompts {
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stdin.write_all(answer).unwrap();
+    }
+    stdout.read_to_end(&mut seen).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{screen}");
+    assert!(
+        screen.contains("Wrap ~/.config/Claude/claude_desktop_config.json? [y/N]"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("+{\"mcpServers\": {\"time\": {\"command\": "),
+        "the diff is shown: {screen}"
+    );
+    assert!(
+        screen.contains("Wrap ~/.cursor/mcp.json? [y/N]"),
+        "{screen}"
+    );
+    assert!(screen.contains("left unchanged"), "{screen}");
+    assert_ne!(
+        std::fs::read_to_string(&desktop).unwrap(),
+        desktop_text,
+        "y wraps"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cursor).unwrap(),
+        cursor_text,
+        "n leaves it"
+    );
+}
