@@ -541,6 +541,13 @@ impl<'a> Online<'a> {
     }
 }
 
+/// Characters escaped in an advisory id in a URL path (ids are `GHSA-…`, `PYSEC-2024-1`…).
+const ID_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// The public OSV API.
 pub const DEFAULT_OSV_URL: &str = "https://api.osv.dev";
 
@@ -604,10 +611,7 @@ impl Source for Online<'_> {
                 if !cache.contains_key(&id) {
                     let url = self.endpoint(&format!(
                         "/v1/vulns/{}",
-                        percent_encoding::utf8_percent_encode(
-                            &id,
-                            percent_encoding::NON_ALPHANUMERIC
-                        )
+                        percent_encoding::utf8_percent_encode(&id, ID_ESCAPE)
                     ))?;
                     let v = self.net.get_json(&url)?.ok_or_else(|| Error::Http {
                         url: url.to_string(),
@@ -624,24 +628,33 @@ impl Source for Online<'_> {
             // The API already matched; matching again applies palisade's own range logic and severity,
             // and drops records whose ranges do not in fact cover the version.
             let mut m = matches(&vulns, q);
-            if m.is_empty() && !vulns.is_empty() {
-                // Records the API lists that our matcher cannot place (e.g. GIT-only ranges): keep them,
-                // flagged uncertain, rather than lose a reported vulnerability.
-                m = vulns
-                    .iter()
-                    .filter(|v| v.withdrawn.is_none())
-                    .map(|v| {
-                        let (severity, severity_source) = severity_of(v);
-                        Match {
-                            query: q.clone(),
-                            vuln: v.clone(),
-                            severity,
-                            severity_source,
-                            fixed_in: None,
-                            uncertain: true,
-                        }
-                    })
-                    .collect();
+            // Records the API lists that palisade cannot evaluate (only GIT ranges for this package)
+            // are kept, flagged uncertain, rather than lose a reported vulnerability. Records palisade
+            // did evaluate and found not to cover the version are dropped.
+            for v in &vulns {
+                if v.withdrawn.is_some() || m.iter().any(|x| x.vuln.id == v.id) {
+                    continue;
+                }
+                let evaluable = v.affected.iter().any(|a| {
+                    a.package.as_ref().is_some_and(|p| {
+                        p.ecosystem.eq_ignore_ascii_case(q.ecosystem.osv_name())
+                            && q.ecosystem.normalize(&p.name) == q.ecosystem.normalize(&q.name)
+                    }) && (!a.versions.is_empty()
+                        || a.ranges
+                            .iter()
+                            .any(|r| r.kind == "SEMVER" || r.kind == "ECOSYSTEM"))
+                });
+                if !evaluable {
+                    let (severity, severity_source) = severity_of(v);
+                    m.push(Match {
+                        query: q.clone(),
+                        vuln: v.clone(),
+                        severity,
+                        severity_source,
+                        fixed_in: None,
+                        uncertain: true,
+                    });
+                }
             }
             out.push(m);
         }

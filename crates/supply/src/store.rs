@@ -9,7 +9,8 @@
 //!   npm:  package.json, package-lock.json, node_modules/…   (npm ci --ignore-scripts on the audited lock)
 //!   PyPI: requirements.txt, venv/…                          (pip --require-hashes --no-deps --only-binary)
 //! ```
-//! An entry is built in a temporary sibling and renamed into place, so it exists whole or not at all.
+//! An entry is built in place under a per-entry lock (a venv cannot be moved once built); its manifest
+//! is written last, and an entry without one is an unfinished install that the next install replaces.
 //! [`tree_digest`] hashes every file, link and executable bit under the entry (except the manifest);
 //! `palisade.lock` records it and `palisade run` recomputes it before every start. Files are made
 //! read-only after install.
@@ -199,24 +200,37 @@ impl Store {
         let key = f.sha256.clone();
         let final_dir = self.entry_dir(&key)?;
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        // One builder per entry at a time.
+        let lock_path = self.root.join(format!(".{key}.lock"));
+        let guard = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        rustix::fs::flock(&guard, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(&lock_path, e.into()))?;
         if final_dir.is_dir() {
-            let m = self.manifest(&key)?;
-            self.verify(&key, &m.tree)?;
-            let dependencies = read_dependencies(&final_dir, eco)?;
-            return Ok(Installed {
-                key,
-                dir: final_dir,
-                manifest: m,
-                dependencies,
-                reused: true,
-            });
+            if final_dir.join(MANIFEST).is_file() {
+                let m = self.manifest(&key)?;
+                self.verify(&key, &m.tree)?;
+                let dependencies = read_dependencies(&final_dir, eco)?;
+                return Ok(Installed {
+                    key,
+                    dir: final_dir,
+                    manifest: m,
+                    dependencies,
+                    reused: true,
+                });
+            }
+            // No manifest: an install that did not finish. Start over.
+            make_writable(&final_dir);
+            fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
         }
-        let tmp = self.root.join(format!(".tmp-{key}-{}", std::process::id()));
-        if tmp.exists() {
-            make_writable(&tmp);
-            fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        fs::create_dir_all(tmp.join("artifact")).map_err(|e| Error::io(&tmp, e))?;
+        // Built in place (a venv's scripts name their interpreter by absolute path, so the entry cannot
+        // be moved after it is built); the manifest, written last, marks it complete.
+        fs::create_dir_all(final_dir.join("artifact")).map_err(|e| Error::io(&final_dir, e))?;
+        let tmp = final_dir.clone();
         let result = (|| -> Result<(EntryPoint, Vec<InstalledDep>)> {
             let art = tmp.join("artifact").join(&f.filename);
             fs::write(&art, &f.bytes).map_err(|e| Error::io(&art, e))?;
@@ -249,7 +263,7 @@ impl Store {
         )
         .map_err(|e| Error::io(&mp, e))?;
         make_read_only(&tmp);
-        fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        drop(guard);
         Ok(Installed {
             key,
             dir: final_dir,
