@@ -18,8 +18,18 @@ use std::path::PathBuf;
 use crate::settings::{ConfigError, ServerSettings};
 
 /// Starts the server of `s`. Returns it and a one-line description of its isolation for the banner.
-/// Call before any thread of palisade's own exists: a launcher may fork.
+/// When the policy allows destinations, [`Launched::egress`] is the listener the caller must serve
+/// ([`crate::egress::Egress`]). Call before any thread of palisade's own exists: a launcher may fork.
 pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
+    start_with(s, !s.policy.net.allow.is_empty())
+}
+
+/// [`start`] with no network whatever the policy allows (`inspect`: a server is listed, not used).
+pub(crate) fn start_offline(s: &ServerSettings) -> Result<(Launched, String)> {
+    start_with(s, false)
+}
+
+fn start_with(s: &ServerSettings, egress: bool) -> Result<(Launched, String)> {
     let self_exe = std::env::current_exe().ok();
     let launcher: Box<dyn Launcher> = if s.unsandboxed {
         Box::new(Plain { self_exe })
@@ -37,7 +47,7 @@ pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
         write_roots: s.policy.fs.write.clone(),
         home: std::env::var_os("HOME").map(PathBuf::from),
         extra_exec: s.allow_exec.clone(),
-        egress: !s.policy.net.allow.is_empty(),
+        egress,
     };
     let launched = launcher.launch(&spec)?;
     let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();

@@ -26,7 +26,14 @@ use crate::settings::ServerSettings;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
-    let (mut launched, isolation) = crate::launch::start(&s)?;
+    // Listing tools needs no network: the server gets none, whatever the policy allows.
+    let (mut launched, isolation) = crate::launch::start_offline(&s)?;
+    if let Some(applied) = &launched.applied {
+        eprintln!(
+            "{}",
+            crate::launch::describe_sandbox(&s.name, applied, &s.policy.net)
+        );
+    }
     eprintln!("palisade: inspecting `{}` as a {isolation}", s.name);
     let stdin = launched.child.stdin.take().context("server stdin")?;
     let stdout = launched.child.stdout.take().context("server stdout")?;

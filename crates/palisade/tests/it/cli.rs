@@ -494,3 +494,24 @@ fn trust_unsandboxed_is_per_server_and_announced() {
     assert!(other.contains("sandbox tier 1"), "{other}");
     assert!(!other.contains("NOT sandboxed"), "{other}");
 }
+
+/// `inspect` prints the effective sandbox like `run`, and lists tools with no network whatever the policy
+/// allows (a server is listed, not used).
+#[test]
+fn inspect_shows_the_sandbox_and_gives_the_server_no_network() {
+    let home = TestHome::new();
+    let (code, out, err) = run(
+        &home,
+        &[
+            "inspect",
+            "--allow-net",
+            "api.example.com",
+            "--",
+            &crate::util::echo_server(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(err.contains("palisade: sandbox of"), "{err}");
+    assert!(err.contains("network:    none"), "{err}");
+    assert!(!err.contains("egress proxy"), "{err}");
+}
