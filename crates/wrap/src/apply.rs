@@ -452,18 +452,16 @@ pub fn apply_unwrap(
     })?;
     let mut out = Unwrapped::default();
     let undone = up.undone();
-    let last = undone.last().expect("at least one generation");
-    let first = &undone[0];
     let policy = &up.record.policy;
-    if last.policy_after_sha256.is_some() || undone.iter().any(|g| g.policy_after_sha256.is_some())
+    // The policy as the latest undone wrap that changed it left it; back to its text before the earliest.
+    if let Some(wrote) = undone
+        .iter()
+        .rev()
+        .find_map(|g| g.policy_after_sha256.clone())
     {
         let current = std::fs::read(policy).ok();
-        let wrote = undone
-            .iter()
-            .rev()
-            .find_map(|g| g.policy_after_sha256.clone());
-        if current.as_deref().map(fsio::sha256) == wrote {
-            let r = match &first.policy_before {
+        if current.as_deref().map(fsio::sha256) == Some(wrote) {
+            let r = match &undone[0].policy_before {
                 Some(text) => fsio::replace(policy, text.as_bytes(), 0o600, None)
                     .map(|()| PolicyOutcome::Restored),
                 None => std::fs::remove_file(policy).map(|()| PolicyOutcome::Removed),

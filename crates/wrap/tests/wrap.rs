@@ -773,3 +773,39 @@ fn the_diff_masks_moved_secrets() {
     );
     assert!(!d.contains(&fixture::fake("huggingface")), "{d}");
 }
+
+#[test]
+fn unwrap_leaves_a_policy_the_user_edited() {
+    let e = env();
+    let rel = ".cursor/mcp.json";
+    let p = e.wrap(rel, 0);
+    let edited = std::fs::read_to_string(&p.policy_path)
+        .unwrap()
+        .replace("allow = []", "allow = [\"registry.npmjs.org\"]");
+    std::fs::write(&p.policy_path, &edited).unwrap();
+    let out = e.unwrap(rel, false).unwrap();
+    assert_eq!(out.policy, palisade_wrap::PolicyOutcome::KeptEdited);
+    assert_eq!(std::fs::read_to_string(&p.policy_path).unwrap(), edited);
+    assert_eq!(std::fs::read_to_string(e.home.join(rel)).unwrap(), p.before);
+}
+
+#[test]
+fn unwrap_refuses_a_backup_that_is_not_what_wrap_saved() {
+    let e = env();
+    let rel = ".cursor/mcp.json";
+    e.wrap(rel, 0);
+    let file = e.config(rel);
+    let record = e.dirs.load(&e.record_path(&file)).unwrap().unwrap();
+    std::fs::write(&record.generations[0].backup, "{}").unwrap();
+    let err = e.unwrap(rel, true).unwrap_err();
+    assert!(matches!(err, ApplyError::BadBackup { .. }), "{err}");
+    assert!(
+        err.to_string().contains("not the file palisade wrap saved"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file.path).unwrap(),
+        file.text,
+        "nothing restored"
+    );
+}
