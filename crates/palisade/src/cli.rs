@@ -51,6 +51,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Audit an MCP server package before trusting it: integrity, advisories (OSV), provenance; one
+    /// screen with a verdict. SPEC: npm:NAME@VER, pypi:NAME==VER, or a local path.
+    Audit(crate::commands::audit::AuditArgs),
+    /// Audit a package, then install exactly that artifact into the hash-locked store (palisade.lock);
+    /// `palisade run -- npx -y NAME` then runs it from there, with no download.
+    Install(crate::commands::install::InstallArgs),
+    /// Stage the newest (or --to) version of an installed package: show what changed, ask, install.
+    Update(crate::commands::install::UpdateArgs),
+    /// Return an installed package to its previous version.
+    Rollback(crate::commands::install::RollbackArgs),
     /// Show the sandbox tier this machine gives servers (namespaces, Landlock ABI, seccomp) and why.
     /// Exit 0 for the full sandbox, 1 when degraded.
     Doctor {

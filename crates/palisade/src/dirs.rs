@@ -27,6 +27,16 @@ pub(crate) fn state() -> Result<PathBuf> {
     xdg("XDG_STATE_HOME", ".local/state")
 }
 
+/// `$XDG_DATA_HOME/palisade` (the package store).
+pub(crate) fn data() -> Result<PathBuf> {
+    xdg("XDG_DATA_HOME", ".local/share")
+}
+
+/// `$XDG_CACHE_HOME/palisade` (scratch space for audits).
+pub(crate) fn cache() -> Result<PathBuf> {
+    xdg("XDG_CACHE_HOME", ".cache")
+}
+
 /// The default pins file.
 pub(crate) fn pins_file() -> Result<PathBuf> {
     Ok(state()?.join("pins.json"))

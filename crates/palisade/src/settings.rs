@@ -131,7 +131,9 @@ pub(crate) fn server_settings(
     let policy = resolved.policy;
     // Values are references (keychain:, env:, file:, cmd:) or literals, resolved once the policy is known
     // to be valid; errors name the variable and the reference kind, never a value.
-    let env = crate::commands::secret::resolve_server_env(&env)?;
+    let mut env = crate::commands::secret::resolve_server_env(&env)?;
+    // Installed packages run from the store (hash re-checked); `docker run` gets the isolation flags.
+    let argv = crate::commands::install::launch_argv(argv, &mut env, !policy.net.allow.is_empty())?;
     let pins = match &policy.pinning.file {
         Some(p) => p.clone(),
         None => dirs::pins_file()?,

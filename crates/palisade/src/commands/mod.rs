@@ -1,7 +1,9 @@
 //! One file per subcommand.
 
+pub(crate) mod audit;
 pub(crate) mod doctor;
 pub(crate) mod inspect;
+pub(crate) mod install;
 pub(crate) mod logs;
 pub(crate) mod pin;
 pub(crate) mod policy;
