@@ -50,3 +50,45 @@ pub trait Backend: Send + Sync + 'static {
     /// Records an event palisade made itself (spawn, exit, authentication and transport refusals).
     fn event(&self, ev: Event);
 }
+
+/// Starts server processes on one dedicated thread that lives as long as palisade.
+///
+/// # Why one thread
+/// The sandbox helper asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`), and "parent"
+/// means the *thread* that forked it. Launching from a pool thread (tokio's blocking pool retires idle
+/// threads after seconds) would kill every server started from it when that thread retires. Launches are
+/// quick (the launcher returns once the process is started), so one thread is enough.
+#[derive(Clone, Debug)]
+pub(crate) struct Spawner {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+type Job = (
+    Arc<dyn Backend>,
+    tokio::sync::oneshot::Sender<io::Result<Spawned>>,
+);
+
+impl Spawner {
+    /// Starts the launcher thread.
+    pub(crate) fn start() -> io::Result<Spawner> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("palisade-launch".into())
+            .spawn(move || {
+                for (backend, done) in rx {
+                    let _ = done.send(backend.spawn());
+                }
+            })?;
+        Ok(Spawner { jobs })
+    }
+
+    /// Starts one process of `backend`.
+    pub(crate) async fn spawn(&self, backend: Arc<dyn Backend>) -> io::Result<Spawned> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((backend, tx))
+            .map_err(|_| io::Error::other("the launcher thread is gone"))?;
+        rx.await
+            .map_err(|_| io::Error::other("the launcher thread is gone"))?
+    }
+}

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{Auth, AuthError};
-use crate::backend::Backend;
+use crate::backend::{Backend, Spawner};
 use crate::config::{Checked, Limits};
 use crate::headers;
 use crate::ids::random_token;
@@ -86,6 +86,7 @@ pub(crate) struct Gateway {
     pub(crate) limits: Limits,
     pub(crate) auth: Auth,
     pub(crate) routes: Vec<Arc<Route>>,
+    spawner: Spawner,
     sessions: Mutex<HashMap<String, Session>>,
     rate: Mutex<HashMap<String, RateBucket>>,
     next_key: AtomicU64,
@@ -103,6 +104,7 @@ impl Gateway {
         limits: Limits,
         auth: Auth,
         backends: Vec<(String, Arc<dyn Backend>)>,
+        spawner: Spawner,
     ) -> Arc<Gateway> {
         let routes = backends
             .into_iter()
@@ -120,6 +122,7 @@ impl Gateway {
             limits,
             auth,
             routes,
+            spawner,
             sessions: Mutex::new(HashMap::new()),
             rate: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(1),
@@ -537,6 +540,7 @@ async fn new_session(
     live.fetch_add(1, Ordering::SeqCst);
     let label = format!("session {}… of client {}", &sid[..8], principal.name);
     let started = Upstream::start(
+        &gw.spawner,
         route.backend.clone(),
         false,
         Some(principal.clone()),
@@ -642,6 +646,7 @@ async fn stateless_request(
                 let live = gw.live.clone();
                 live.fetch_add(1, Ordering::SeqCst);
                 let started = Upstream::start(
+                    &gw.spawner,
                     route.backend.clone(),
                     true,
                     None,

@@ -124,7 +124,8 @@ async fn run(
         c2.listen = local;
         checked = c2.check()?;
     }
-    let gw = http::Gateway::new(checked, config.limits.clone(), auth, backends);
+    let spawner = backend::Spawner::start()?;
+    let gw = http::Gateway::new(checked, config.limits.clone(), auth, backends, spawner);
     ready(local, &gw.checked.base);
     let sem = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
     let shutdown = shutdown_signal();

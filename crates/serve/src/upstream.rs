@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{Backend, Spawned};
+use crate::backend::{Backend, Spawned, Spawner};
 use crate::headers;
 use crate::ids;
 use crate::scope::Principal;
@@ -127,9 +127,10 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Starts the server (on a blocking thread) and returns the command channel of its task. `on_end` runs
+    /// Starts the server (on the launcher thread, see [`Spawner`]) and returns the command channel of its task. `on_end` runs
     /// once the task has finished and the process is stopped.
     pub(crate) async fn start(
+        spawner: &Spawner,
         backend: Arc<dyn Backend>,
         multiplex: bool,
         owner: Option<Arc<Principal>>,
@@ -137,10 +138,7 @@ impl Upstream {
         idle: Duration,
         on_end: Box<dyn FnOnce(Ended) + Send>,
     ) -> std::io::Result<mpsc::Sender<Cmd>> {
-        let b = backend.clone();
-        let spawned = tokio::task::spawn_blocking(move || b.spawn())
-            .await
-            .map_err(std::io::Error::other)??;
+        let spawned = spawner.spawn(backend.clone()).await?;
         let Spawned {
             stdin,
             stdout,

@@ -556,3 +556,20 @@ fn serve_limits_sessions_and_client_request_rate() {
             .is_some_and(|s| s.parse::<u64>().unwrap() >= 1)
     );
 }
+
+/// Regression: the sandbox helper dies with the *thread* that forked it (`PR_SET_PDEATHSIG`). Servers
+/// launched from a pool thread died when the pool retired that thread after 10 s idle.
+#[test]
+fn serve_session_outlives_the_thread_that_launched_its_server() {
+    let home = TestHome::new();
+    let gw = Gateway::start(&home, &["--no-auth"], &echo());
+    let mut c = gw.client("/mcp", None);
+    c.initialize();
+    std::thread::sleep(std::time::Duration::from_secs(13));
+    let r = c.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "alive"}}),
+    );
+    assert_eq!(util::call_text(&r), "alive", "{r}\n{}", gw.stderr());
+}
