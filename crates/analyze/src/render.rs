@@ -1,0 +1,1 @@
+//! Text, JSON and SARIF renderings of a code [`crate::Report`].
