@@ -137,8 +137,13 @@ impl Spec {
                 "unknown package source `{prefix}:` in {s:?}; {SPEC_HELP}"
             )));
         }
+        let example = if s.contains('/') && !s.starts_with('@') || s.starts_with('.') {
+            String::new()
+        } else {
+            format!(" (e.g. npm:{s}@1.0.0)")
+        };
         Err(Error::Usage(format!(
-            "{s:?} is not a file or directory; {SPEC_HELP} (e.g. npm:{s}@1.0.0)"
+            "{s:?} is not a file or directory; {SPEC_HELP}{example}"
         )))
     }
 

@@ -6,6 +6,7 @@
 
 mod util;
 
+mod analyze;
 mod audit;
 mod cli;
 mod egress;
@@ -22,4 +23,5 @@ mod scan;
 mod sdk_client;
 mod secret;
 mod serve;
+mod supply;
 mod wrap;
