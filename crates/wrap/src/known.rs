@@ -6,7 +6,8 @@
 //! all without it. palisade never grants these by itself: the policy names them in a comment and the wrap
 //! report tells the user, who decides. (A registry is a way out too: a malicious package could publish
 //! what it reads as a new package of its own.) `palisade wrap --allow-registry` is the explicit opt-in for
-//! registries.
+//! registries; `palisade install` is the way around them (the same `npx`/`uvx` command line then runs
+//! from palisade's store, with no download).
 //!
 //! The table is deliberately short: well-known reference servers whose hosts are fixed. Anything else gets
 //! no suggestion, which is the safe default.
@@ -23,6 +24,9 @@ pub struct Need {
     pub why: String,
     /// The server cannot start without these (a registry download), as opposed to failing some calls.
     pub to_start: bool,
+    /// The `palisade install SPEC` that makes the download unnecessary (the package then runs from
+    /// palisade's store, hash-checked, without network).
+    pub install: Option<String>,
 }
 
 /// Package (npm or PyPI name, without version) → API hosts it calls.
@@ -150,6 +154,10 @@ pub fn needs(argv: &[String]) -> Vec<Need> {
             Ecosystem::Npm => vec!["registry.npmjs.org".into()],
             Ecosystem::PyPi => vec!["pypi.org".into(), "files.pythonhosted.org".into()],
         };
+        let prefix = match run.ecosystem {
+            Ecosystem::Npm => "npm",
+            Ecosystem::PyPi => "pypi",
+        };
         out.push(Need {
             why: format!(
                 "`{}` downloads the server from {} at every start (the sandbox's HOME is empty, so there is no cache); it does not start without it",
@@ -158,6 +166,7 @@ pub fn needs(argv: &[String]) -> Vec<Need> {
             ),
             hosts,
             to_start: true,
+            install: Some(format!("palisade install {prefix}:{}", run.spec_value)),
         });
     }
     for p in packages(argv) {
@@ -166,6 +175,7 @@ pub fn needs(argv: &[String]) -> Vec<Need> {
                 hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
                 why: format!("`{p}` calls {}", hosts.join(", ")),
                 to_start: false,
+                install: None,
             });
         } else if ANY_HOST.contains(&p.as_str()) {
             out.push(Need {
@@ -174,6 +184,7 @@ pub fn needs(argv: &[String]) -> Vec<Need> {
                     "`{p}` reaches whatever site it is asked for: allow the hosts you want it to reach"
                 ),
                 to_start: false,
+                install: None,
             });
         }
     }
@@ -182,6 +193,7 @@ pub fn needs(argv: &[String]) -> Vec<Need> {
             why: format!("its connection string names the database at {host}"),
             hosts: vec![host],
             to_start: false,
+            install: None,
         });
     }
     out
@@ -204,6 +216,10 @@ mod tests {
         ]));
         assert_eq!(n[0].hosts, ["registry.npmjs.org"]);
         assert!(n[0].to_start);
+        assert_eq!(
+            n[0].install.as_deref(),
+            Some("palisade install npm:@modelcontextprotocol/server-github@2025.4.8")
+        );
         assert_eq!(n[1].hosts, ["api.github.com"]);
         assert!(!n[1].to_start);
         let n = needs(&v(&["uvx", "mcp-server-fetch"]));

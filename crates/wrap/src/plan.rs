@@ -496,8 +496,13 @@ pub fn plan(file: &ConfigFile, setup: &Setup<'_>) -> Result<Plan, PlanError> {
                     n.why
                 ));
             } else if n.to_start {
+                let install = n
+                    .install
+                    .as_ref()
+                    .map(|i| format!("`{i}` (it then runs from palisade's store, checked, with no download), or "))
+                    .unwrap_or_default();
                 notes.push(format!(
-                    "WILL NOT START until you allow its registry: {}; enable the `allow` line in the policy's [servers.{server}.network], or install the server and run it directly",
+                    "WILL NOT START until you decide: {}. Either {install}enable the `allow` line in the policy's [servers.{server}.network]",
                     n.why
                 ));
             } else {

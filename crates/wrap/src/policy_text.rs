@@ -118,6 +118,11 @@ pub(crate) fn table(t: &Table<'_>) -> String {
                 ""
             }
         ));
+        if let (Some(i), false) = (&n.install, grant) {
+            s.push_str(&format!(
+                "# Or, without any network: `{i}` (it then runs from palisade's store).\n"
+            ));
+        }
         for h in &n.hosts {
             if !suggested.contains(h) {
                 suggested.push(h.clone());

@@ -403,7 +403,10 @@ fn claude_desktop_secrets_go_to_the_store_and_the_policy_references_them() {
         github
             .notes
             .iter()
-            .any(|n| n.starts_with("WILL NOT START until you allow its registry")),
+            .any(|n| n.starts_with("WILL NOT START until you decide")
+                && n.contains(
+                    "`palisade install npm:@modelcontextprotocol/server-github@2025.4.8`"
+                )),
         "{:?}",
         github.notes
     );

@@ -6,7 +6,6 @@
 
 mod util;
 
-mod analyze;
 mod audit;
 mod cli;
 mod egress;
