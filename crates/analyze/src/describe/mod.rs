@@ -177,6 +177,20 @@ pub fn warnings(server: &str, items: &[ItemFindings], threshold: Severity) -> Ve
         .collect()
 }
 
+/// `s` safe to print on a terminal: control, invisible, bidi and tag characters (and so ANSI escapes)
+/// written as `\u{…}` escapes; everything else unchanged.
+pub fn display_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c.is_control() && c != '\n' && c != '\t') || text::is_invisible(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 // ---- the rules as data -----------------------------------------------------------------------------
 
 /// A phrase rule: regexes over revealed, lower-cased text.

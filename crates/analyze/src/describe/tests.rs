@@ -183,3 +183,11 @@ fn lists_are_accepted_bare_or_inside_a_result() {
     assert_eq!(a, b);
     assert!(analyze_tools(&json!({"nothing": 1})).is_empty());
 }
+
+#[test]
+fn display_safe_neutralises_terminal_controls_and_keeps_text() {
+    assert_eq!(display_safe("read_file"), "read_file");
+    assert_eq!(display_safe("a\u{1b}[2Kb"), "a\\u{1b}[2Kb");
+    assert_eq!(display_safe("x\u{202e}y\u{e0041}"), "x\\u{202e}y\\u{e0041}");
+    assert_eq!(display_safe("caf\u{e9}"), "caf\u{e9}");
+}

@@ -6,9 +6,14 @@
 //! {"server": {"name": "…", "version": "…", "protocolVersion": "…", "command": ["…"]},
 //!  "tools": [{"name": "…", "pin": "sha256:…", "status": "approved|new|changed|denied",
 //!             "annotations": {…}, "params": ["path*", "…"],
-//!             "findings": [{"id": "…", "severity": "info|low|medium|high", "message": "…"}]}]}
+//!             "findings": [{"id": "…", "severity": "info|low|medium|high|critical", "message": "…",
+//!                           "field": "/description", "evidence": "…"}]}]}
 //! ```
-//! `params` lists the input schema's properties, required ones marked with `*`. Tools that are new or changed
+//! `params` lists the input schema's properties, required ones marked with `*`. `findings` holds the pin
+//! and schema checks (`tool-changed`, `schema-missing`) followed by the description analysis of
+//! `palisade-analyze` (hidden unicode, ANSI escapes, injected instructions, exfiltration parameters…; rule
+//! ids in docs/analysis.md), most severe first; those carry `field` (a JSON Pointer into the tool: where
+//! the text is) and `evidence` (the matched text, hidden characters escaped). Tools that are new or changed
 //! are recorded as awaiting approval, so `palisade pin accept` can approve exactly what was shown.
 
 use anyhow::{Context, Result, bail};
@@ -102,7 +107,10 @@ pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
     let approved = store.load(&s.name)?.approved;
     let mut rows = Vec::new();
     let mut awaiting = Vec::new();
-    for t in &tools {
+    let analysis = palisade_analyze::analyze_tools(&Value::Array(
+        tools.iter().cloned().map(Value::Object).collect(),
+    ));
+    for (i, t) in tools.iter().enumerate() {
         let tname = t
             .get("name")
             .and_then(Value::as_str)
@@ -129,6 +137,9 @@ pub(crate) fn inspect(s: ServerSettings, format: Format) -> Result<ExitStatus> {
         if t.get("inputSchema").is_none() {
             findings.push(json!({"id": "schema-missing", "severity": "medium",
                 "message": "no inputSchema: palisade refuses calls it cannot validate"}));
+        }
+        if let Some(a) = analysis.get(i) {
+            findings.extend(a.findings.iter().map(|f| f.json()));
         }
         rows.push(json!({
             "name": tname,
@@ -285,7 +296,8 @@ fn print_table(server: &str, info: &Value, rows: &[Value]) {
             .unwrap_or_default();
         println!(
             "{:<w$} {:<9} {:<12} {:<14} {}",
-            r["name"].as_str().unwrap_or("?"),
+            // A server chooses its tool names: never let one drive the terminal.
+            palisade_analyze::describe::display_safe(r["name"].as_str().unwrap_or("?")),
             r["status"].as_str().unwrap_or("?"),
             if hints.is_empty() {
                 "-".to_owned()
@@ -301,8 +313,11 @@ fn print_table(server: &str, info: &Value, rows: &[Value]) {
                     "    {}[{}]: {}",
                     f["severity"].as_str().unwrap_or(""),
                     f["id"].as_str().unwrap_or(""),
-                    f["message"].as_str().unwrap_or("")
+                    palisade_analyze::describe::display_safe(f["message"].as_str().unwrap_or(""))
                 );
+                if let Some(e) = f["evidence"].as_str() {
+                    println!("        {}", palisade_analyze::describe::display_safe(e));
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 
 mod util;
 
+mod analyze;
 mod audit;
 mod cli;
 mod egress;
