@@ -902,6 +902,19 @@ fn check_process(cx: &mut Cx<'_>, call: Node<'_>, path: &str, always_shell: bool
             _ => false,
         })
     });
+    // With `shell: true` the argument array is joined into the command line too.
+    let constant_args = args.iter().skip(1).all(|a| {
+        let a = unwrap(*a);
+        match a.kind() {
+            "object" => true,
+            "array" => {
+                let mut c = a.walk();
+                a.named_children(&mut c).all(|e| cx.literal(e).is_some())
+            }
+            _ => cx.literal(a).is_some(),
+        }
+    });
+    let shell_line = command.clone().filter(|_| always_shell || constant_args);
     let range = call.byte_range();
     let evidence = excerpt(cx.src, &range);
     if always_shell || shell_opt {
@@ -910,7 +923,7 @@ fn check_process(cx: &mut Cx<'_>, call: Node<'_>, path: &str, always_shell: bool
         } else {
             "runs a command with `shell: true`".to_owned()
         };
-        let (severity, detail) = match &command {
+        let (severity, detail) = match &shell_line {
             Some(c) if literal::downloads_and_runs(c) => (
                 Severity::High,
                 format!(
