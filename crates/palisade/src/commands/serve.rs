@@ -58,6 +58,16 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
     }
     let config = config(args)?;
     if config.no_auth {
+        for (_, b) in &backends {
+            b.event(
+                Event::new(palisade_audit::Kind::Policy, b.name())
+                    .reason("no-auth")
+                    .detail(format!(
+                        "palisade serve on {} with authentication OFF (--no-auth)",
+                        config.listen
+                    )),
+            );
+        }
         eprintln!(
             "palisade: WARNING: authentication is OFF (--no-auth): any local process and any web page that \
              reaches {} can call these servers' tools",

@@ -101,6 +101,10 @@ fn serve_session_lifecycle_json_sse_get_delete_and_404_after() {
             .all(|e| e["client"] == "anonymous"),
         "{events:?}"
     );
+    assert!(
+        events.iter().any(|e| e["reason"] == "no-auth"),
+        "--no-auth is recorded: {events:?}"
+    );
 }
 
 #[test]
