@@ -311,3 +311,41 @@ fn the_real_pinned_servers_raise_nothing_above_low_except_everythings_get_env() 
             .ends_with("tools/get-env.js")
     );
 }
+
+#[test]
+fn json_text_and_sarif_carry_the_same_findings() {
+    let r = analyze("exfiltration/malicious");
+    let j = palisade_analyze::render::json(&r);
+    assert_eq!(j["verdict"], "dangerous");
+    assert_eq!(j["findings"].as_array().unwrap().len(), r.findings.len());
+    assert_eq!(j["findings"][0]["rule"], "exfiltration-pattern");
+    assert_eq!(j["findings"][0]["path"], "index.js");
+    let t = palisade_analyze::render::text(&r);
+    assert!(
+        t.contains("index.js:3:") && t.contains("exfiltration-pattern") && t.contains("dangerous"),
+        "{t}"
+    );
+    let tool = palisade_scan::report::sarif::Tool {
+        name: "palisade",
+        version: "0",
+        information_uri: "https://example.invalid",
+    };
+    let s = palisade_analyze::render::sarif(&r, tool);
+    let results = s["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), r.findings.len());
+    let rules: Vec<&str> = s["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        results
+            .iter()
+            .all(|x| rules.contains(&x["ruleId"].as_str().unwrap()))
+    );
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "index.js"
+    );
+}
