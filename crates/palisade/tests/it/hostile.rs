@@ -557,9 +557,15 @@ fn fork_bomb(user: User) {
     if user == User::Root {
         let p = s.palisade();
         p.close_stdin();
-        assert!(p.wait_exit(Duration::from_secs(15)).is_some(), "palisade did not exit");
+        assert!(
+            p.wait_exit(Duration::from_secs(15)).is_some(),
+            "palisade did not exit"
+        );
         let stderr = p.stderr();
-        assert!(stderr.contains("reached the sandbox's process limit"), "{stderr}");
+        assert!(
+            stderr.contains("reached the sandbox's process limit"),
+            "{stderr}"
+        );
         let log = s.home.state_home().join("palisade/audit/hostile.jsonl");
         let events = util::events(&log);
         assert!(
