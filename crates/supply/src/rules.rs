@@ -155,6 +155,14 @@ pub fn all() -> Vec<&'static RuleMeta> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn every_rule_is_documented() {
+        let doc = include_str!("../../../docs/audit.md");
+        for r in super::all() {
+            assert!(doc.contains(&format!("| `{}` |", r.id)), "docs/audit.md lacks a row for {}", r.id);
+        }
+    }
+
+    #[test]
     fn ids_are_unique_and_stable() {
         let ids: Vec<&str> = super::all().iter().map(|r| r.id).collect();
         assert_eq!(
