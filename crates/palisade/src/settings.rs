@@ -75,6 +75,14 @@ pub(crate) fn server_settings(
         None => None,
     };
     let (argv, env) = match (&file, &args.server, args.command.is_empty()) {
+        // `--policy P --server NAME -- CMD` (what `palisade wrap` writes): the command line's program, with
+        // the server table's environment (secret references included).
+        (Some(f), Some(name), false) => (
+            args.command.clone(),
+            f.server_command(name)
+                .map(|c| c.env.clone())
+                .unwrap_or_default(),
+        ),
         (_, _, false) => (args.command.clone(), Vec::new()),
         (Some(f), Some(name), true) => {
             let cmd = f.server_command(name).ok_or_else(|| {

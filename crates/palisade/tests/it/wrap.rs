@@ -364,7 +364,6 @@ fn wrap_rejects_unknown_clients_and_files_that_are_not_configs() {
 /// A secret moved out of a wrapped entry reaches the server it belongs to when the client starts the
 /// entry: `palisade run --policy P --server NAME -- CMD` must apply the `[servers.NAME]` table's `env`.
 #[test]
-#[ignore = "needs `palisade run` to apply the policy table's env when `-- CMD` is also given (settings.rs drops it today)"]
 fn a_moved_secret_reaches_the_wrapped_server() {
     let t = TestHome::new();
     let config = claude_config(&t);
