@@ -197,6 +197,11 @@ pub trait Launcher {
     /// A short description of the isolation this launcher gives, for the start-up banner and `doctor`.
     fn describe(&self) -> String;
     /// Starts the server with piped stdio.
+    ///
+    /// Call it from a thread that outlives the server: the sandbox helper's parent-death signal
+    /// (`PR_SET_PDEATHSIG`) fires when the *thread* that forked it exits, not the process. `run` launches
+    /// from its main thread; `serve` from one dedicated launcher thread (a runtime's pooled blocking
+    /// threads retire when idle, and took their servers with them).
     fn launch(&self, spec: &LaunchSpec) -> io::Result<Launched>;
 }
 
