@@ -19,7 +19,8 @@ use crate::settings::{ConfigError, ServerSettings};
 
 /// Starts the server of `s`. Returns it and a one-line description of its isolation for the banner.
 /// When the policy allows destinations, [`Launched::egress`] is the listener the caller must serve
-/// ([`crate::egress::Egress`]). Call before any thread of palisade's own exists: a launcher may fork.
+/// ([`crate::egress::Egress`]). Call from a thread that outlives the server: the sandbox helper's
+/// parent-death signal follows the thread that started it (see `Launcher::launch`).
 pub(crate) fn start(s: &ServerSettings) -> Result<(Launched, String)> {
     start_with(s, !s.policy.net.allow.is_empty())
 }

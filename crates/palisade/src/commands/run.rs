@@ -27,7 +27,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         }
         None => (None, None),
     };
-    // Launch before any thread exists (the launcher may fork).
+    // From the main thread, which outlives the server (the helper's parent-death signal follows it).
     let (mut launched, isolation) = crate::launch::start(s)?;
     if let Some(applied) = &launched.applied {
         eprintln!(
