@@ -158,7 +158,11 @@ mod tests {
     fn every_rule_is_documented() {
         let doc = include_str!("../../../docs/audit.md");
         for r in super::all() {
-            assert!(doc.contains(&format!("| `{}` |", r.id)), "docs/audit.md lacks a row for {}", r.id);
+            assert!(
+                doc.contains(&format!("| `{}` |", r.id)),
+                "docs/audit.md lacks a row for {}",
+                r.id
+            );
         }
     }
 
