@@ -1,6 +1,7 @@
 //! The egress proxy of a sandboxed server: serves the listener the sandbox handed over
 //! ([`palisade_sandbox::Launched::egress`]) with the policy's network allowlist, on its own threads, and
-//! turns every connection into an audit event the proxy loop records ([`crate::proxy::Outbox`]).
+//! turns every connection into an audit event for the caller's sink (`run`: the proxy loop's
+//! [`crate::proxy::Outbox`]; `serve`: the server's audit log).
 //!
 //! The proxy never shares the stdio loop's thread: its connections are slow, blocking and few, and the
 //! loop's latency must not depend on them.
@@ -12,8 +13,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::proxy::Outbox;
-
 /// A running egress proxy; [`Egress::stop`] ends it.
 pub(crate) struct Egress {
     stop: Stop,
@@ -21,12 +20,13 @@ pub(crate) struct Egress {
 }
 
 impl Egress {
-    /// Serves `listener` for the server `server` under `rules`, reporting to `outbox`.
+    /// Serves `listener` for the server `server` under `rules`, handing each connection's audit event to
+    /// `sink` (called from the proxy's threads).
     pub(crate) fn start(
         server: &str,
         listener: TcpListener,
         rules: &NetRules,
-        outbox: Outbox,
+        sink: impl Fn(Event) + Send + Sync + 'static,
     ) -> std::io::Result<Egress> {
         let policy = Arc::new(EgressPolicy::new(rules));
         let stop = Stop::new();
@@ -34,7 +34,7 @@ impl Egress {
         let thread = std::thread::Builder::new().name("egress".into()).spawn({
             let stop = stop.clone();
             move || {
-                let events = move |ev: EgressEvent| outbox.send(event(&name, &ev));
+                let events = move |ev: EgressEvent| sink(event(&name, &ev));
                 if let Err(e) = palisade_egress::serve(listener, policy, events, stop) {
                     eprintln!(
                         "palisade: the egress proxy stopped: {e}; the server has no network now"

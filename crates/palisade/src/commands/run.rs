@@ -69,7 +69,10 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         Some(listener) => {
             let (inbox, outbox) = crate::proxy::inbox().context("egress proxy")?;
             proxy.set_inbox(inbox);
-            Some(Egress::start(&s.name, listener, &s.policy.net, outbox).context("egress proxy")?)
+            Some(
+                Egress::start(&s.name, listener, &s.policy.net, move |ev| outbox.send(ev))
+                    .context("egress proxy")?,
+            )
         }
         None => None,
     };

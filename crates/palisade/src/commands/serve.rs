@@ -36,7 +36,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
             };
             let (log, actual) = crate::commands::run::open_audit(&file, s.policy.audit.durable)?;
             eprintln!("palisade: [{}] audit: {}", s.name, actual.display());
-            Some(Mutex::new(log))
+            Some(Arc::new(Mutex::new(log)))
         } else {
             eprintln!("palisade: [{}] audit: off (the policy disables it)", s.name);
             None
@@ -225,7 +225,7 @@ struct ServeBackend {
     settings: ServerSettings,
     pipeline: Arc<Pipeline>,
     pins: PinStore,
-    audit: Option<Mutex<AuditLog<ExclusiveFile>>>,
+    audit: Option<Arc<Mutex<AuditLog<ExclusiveFile>>>>,
     durable: bool,
 }
 
@@ -264,6 +264,28 @@ impl Backend for ServeBackend {
             "palisade: started `{}` (pid {pid}) as a {isolation}",
             s.name
         );
+        // The sandbox's one way out, when the policy names destinations; its events go to this server's
+        // audit log (a write failure is reported, not fatal: the connection already happened).
+        let egress = match launched.egress.take() {
+            Some(listener) => {
+                let audit = self.audit.clone();
+                let sink = move |ev: Event| {
+                    if let Some(log) = &audit {
+                        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Err(e) = log.append(ev) {
+                            eprintln!("palisade: warning: audit log write failed: {e}");
+                        }
+                    }
+                };
+                Some(crate::egress::Egress::start(
+                    &s.name,
+                    listener,
+                    &s.policy.net,
+                    sink,
+                )?)
+            }
+            None => None,
+        };
         let stdin = launched.child.stdin.take().context("server stdin");
         let stdout = launched.child.stdout.take().context("server stdout");
         let stderr = launched.child.stderr.take();
@@ -297,6 +319,9 @@ impl Backend for ServeBackend {
                     Err(e) => break Err(e),
                 }
             };
+            if let Some(e) = egress {
+                e.stop();
+            }
             if let Some(c) = launched.cgroup.take() {
                 let _ = c.remove();
             }
