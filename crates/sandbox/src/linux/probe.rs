@@ -156,29 +156,12 @@ pub fn decide_tier(f: &Facts) -> (Tier, Vec<String>) {
 
 /// Looks at this machine. Spawns one short-lived child; never changes palisade's own namespaces.
 pub fn probe() -> Probe {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let facts = Facts {
-        userns: try_namespaces(),
-        unprivileged_userns_clone: read_sysctl("/proc/sys/kernel/unprivileged_userns_clone"),
-        max_user_namespaces: read_sysctl("/proc/sys/user/max_user_namespaces"),
-        apparmor_restrict_userns: read_sysctl(
-            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-        ),
-        landlock: super::landlock::kernel_abi(),
-        seccomp: seccomp_available(
-            std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
-                .ok()
-                .as_deref(),
-            &status,
-        ),
-        already_filtered: status_field(&status, "Seccomp") == Some("2"),
-        root: rustix::process::geteuid().is_root(),
-        pids_cgroup: if rustix::process::geteuid().is_root() {
-            super::cgroup::check()
-        } else {
-            Ok(String::new())
-        },
+    let pids_cgroup = if rustix::process::geteuid().is_root() {
+        super::cgroup::check()
+    } else {
+        Ok(String::new())
     };
+    let facts = host_facts(try_namespaces(), pids_cgroup);
     let (tier, reasons) = decide_tier(&facts);
     Probe {
         tier,
@@ -201,26 +184,7 @@ pub const TIER_ENV: &str = "PALISADE_SANDBOX_TIER";
 /// fails and the start fails closed with that error; `palisade doctor` (the full probe) explains, and
 /// `PALISADE_SANDBOX_TIER=2` selects the degraded tier.
 pub fn quick() -> (Tier, Vec<String>) {
-    let root = rustix::process::geteuid().is_root();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let mut facts = Facts {
-        userns: Ok(()),
-        unprivileged_userns_clone: read_sysctl("/proc/sys/kernel/unprivileged_userns_clone"),
-        max_user_namespaces: read_sysctl("/proc/sys/user/max_user_namespaces"),
-        apparmor_restrict_userns: read_sysctl(
-            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-        ),
-        landlock: super::landlock::kernel_abi(),
-        seccomp: seccomp_available(
-            std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
-                .ok()
-                .as_deref(),
-            &status,
-        ),
-        already_filtered: status_field(&status, "Seccomp") == Some("2"),
-        root,
-        pids_cgroup: Ok(String::new()),
-    };
+    let mut facts = host_facts(Ok(()), Ok(String::new()));
     facts.userns = userns_sysctls(&facts);
     let forced = std::env::var(TIER_ENV).ok();
     match forced.as_deref() {
@@ -244,6 +208,29 @@ pub fn userns_sysctls(f: &Facts) -> Result<(), String> {
         return Err("kernel.apparmor_restrict_unprivileged_userns=1".into());
     }
     Ok(())
+}
+
+/// Everything [`Facts`] holds that is read, not tried: sysctls, Landlock's version, seccomp's actions.
+fn host_facts(userns: Result<(), String>, pids_cgroup: Result<String, String>) -> Facts {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    Facts {
+        userns,
+        unprivileged_userns_clone: read_sysctl("/proc/sys/kernel/unprivileged_userns_clone"),
+        max_user_namespaces: read_sysctl("/proc/sys/user/max_user_namespaces"),
+        apparmor_restrict_userns: read_sysctl(
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        ),
+        landlock: super::landlock::kernel_abi(),
+        seccomp: seccomp_available(
+            std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
+                .ok()
+                .as_deref(),
+            &status,
+        ),
+        already_filtered: status_field(&status, "Seccomp") == Some("2"),
+        root: rustix::process::geteuid().is_root(),
+        pids_cgroup,
+    }
 }
 
 fn read_sysctl(path: &str) -> Option<i64> {
