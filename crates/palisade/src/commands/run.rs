@@ -166,7 +166,7 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
 
 /// The server's end in words. A sandboxed server's status comes through the helper, which reports a
 /// death by signal as 128 + the signal; a kill by the kernel is often a limit (memory).
-fn exit_reason(
+pub(crate) fn exit_reason(
     st: &std::process::ExitStatus,
     limits: Option<&palisade_sandbox::spec::Rlimits>,
 ) -> String {

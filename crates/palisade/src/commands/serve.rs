@@ -328,7 +328,10 @@ impl Backend for ServeBackend {
             // Dropping the watchdog's pipe makes it stop whatever is left of the server's group.
             drop(launched.watchdog);
             match status {
-                Ok(st) => format!("server {st}"),
+                Ok(st) => crate::commands::run::exit_reason(
+                    &st,
+                    launched.applied.as_ref().map(|a| &a.rlimits),
+                ),
                 Err(e) => format!("server status unknown: {e}"),
             }
         });

@@ -566,8 +566,7 @@ fn fork_bomb(user: User) {
             stderr.contains("reached the sandbox's process limit"),
             "{stderr}"
         );
-        let log = s.home.state_home().join("palisade/audit/hostile.jsonl");
-        let events = util::events(&log);
+        let events = util::audit_events(&s.home, "hostile");
         assert!(
             events
                 .iter()
