@@ -9,6 +9,8 @@
 //! * [`describe`]: hidden instructions in MCP tool, prompt and resource descriptions (and whole input
 //!   schemas): [`analyze_tools`] → one [`describe::ItemFindings`] per tool. Used by `palisade inspect`,
 //!   and meant for the pin review and `palisade audit`.
+//! * [`diff`]: what changed between two definitions of a tool (fields, a description's line diff, the
+//!   findings on new or changed text), for `palisade update`.
 //! * [`rules`]: both registries as data ([`palisade_scan::report::RuleMeta`]: stable id, default
 //!   severity, why, fix); [`paths`]: the credential and persistence path tables both analyses share.
 //! * [`render`]: text, JSON and SARIF for a code [`Report`].
@@ -31,6 +33,7 @@
 
 pub mod code;
 pub mod describe;
+pub mod diff;
 pub mod paths;
 pub mod render;
 pub mod rules;

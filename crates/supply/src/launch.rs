@@ -17,8 +17,8 @@
 
 use std::path::Path;
 
-use crate::lock::Lock;
-use crate::spec::{Ecosystem, normalize_pypi};
+use crate::lock::{Lock, Locked};
+use crate::spec::Ecosystem;
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -136,6 +136,14 @@ pub fn store_rewrite(argv: &[String], lock: &Lock, store: &Store) -> Result<Opti
             return Ok(None);
         }
     }
+    entry_argv(entry, store, &argv[l.rest.min(argv.len())..]).map(Some)
+}
+
+/// The command that starts the store entry of `entry` with `args` after the entry point, once the
+/// entry's tree digest is recomputed and found equal to the lock's (a difference refuses, naming the
+/// reinstall command). [`store_rewrite`] uses it for the current version; `palisade update` for the
+/// version it staged but has not made current yet.
+pub fn entry_argv(entry: &Locked, store: &Store, args: &[String]) -> Result<Rewrite> {
     let dir = store.verify(&entry.sha256, &entry.tree).map_err(|e| match e {
         Error::Integrity { expected, actual, .. } => Error::Store(format!(
             "refusing to start {}@{}: the installed files in {} differ from palisade.lock (expected {expected}, found {actual}); reinstall with `palisade install {}`",
@@ -152,13 +160,12 @@ pub fn store_rewrite(argv: &[String], lock: &Lock, store: &Store) -> Result<Opti
         out.push(i.clone());
     }
     out.push(script.display().to_string());
-    out.extend(argv[l.rest.min(argv.len())..].iter().cloned());
-    let env = match l.ecosystem {
-        Ecosystem::PyPI => vec![("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned())],
-        Ecosystem::Npm => Vec::new(),
+    out.extend(args.iter().cloned());
+    let env = match entry.ecosystem() {
+        Some(Ecosystem::PyPI) => vec![("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned())],
+        _ => Vec::new(),
     };
-    let _ = normalize_pypi;
-    Ok(Some(Rewrite {
+    Ok(Rewrite {
         argv: out,
         env,
         note: format!(
@@ -168,7 +175,7 @@ pub fn store_rewrite(argv: &[String], lock: &Lock, store: &Store) -> Result<Opti
             dir.display(),
             short(&entry.tree)
         ),
-    }))
+    })
 }
 
 fn short(s: &str) -> &str {

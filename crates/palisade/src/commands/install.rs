@@ -9,6 +9,9 @@
 //!   wait), install it, keep the previous one for rollback.
 //! * rollback: return to the previous installed version (its store entry is re-verified first).
 
+mod staged;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
@@ -25,8 +28,12 @@ use palisade_supply::store::{Installed, Store};
 use palisade_supply::{Ecosystem, Spec, render};
 
 use super::audit::{Setup, SourceArgs, TtyProgress, color, parse_severity, parse_spec, supply_err};
+use super::inspect::{ListOptions, Listing, list_server};
 use crate::ExitStatus;
+use crate::cli::Format;
+use crate::pins::PinStore;
 use crate::settings::ConfigError;
+use serde_json::{Map, Value, json};
 
 /// How many earlier installs the lock keeps per package.
 const HISTORY: usize = 5;
@@ -62,9 +69,26 @@ pub(crate) struct UpdateArgs {
     /// Refuse the update when a finding is at or above this severity.
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity, default_value = "high")]
     fail_on: Severity,
-    /// Update even when the new version's audit has findings at or above --fail-on.
+    /// Update even when the new version's audit or its tool descriptions have findings at or above
+    /// --fail-on.
     #[arg(long)]
     force: bool,
+    /// Approve the new version's added and changed tools in pins.json (after reviewing them here);
+    /// without it they stay unapproved and the pinning guard holds them.
+    #[arg(long)]
+    accept_tools: bool,
+    /// The policy the server runs with (its pinning mode and pins file, its sandbox when listed).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<std::path::PathBuf>,
+    /// Pins file (default: `$XDG_STATE_HOME/palisade/pins.json`).
+    #[arg(long, value_name = "FILE")]
+    pins: Option<std::path::PathBuf>,
+    /// Seconds to wait for each answer while listing a version's tools.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    list_timeout: u64,
+    /// Output format (the JSON document carries the same comparison).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     #[command(flatten)]
     src: SourceArgs,
 }
@@ -274,6 +298,175 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
+/// The server settings `update` starts a store entry with: the package's server name (its pins), the
+/// policy the user runs it with (`--policy`), the entry's own command line. Built by parsing flags, as
+/// `palisade inspect --server NAME -- CMD` would be.
+fn entry_settings(
+    args: &UpdateArgs,
+    server: &str,
+    entry: &Locked,
+) -> Result<crate::settings::ServerSettings> {
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: crate::cli::ServerArgs,
+    }
+    let rw = launch::entry_argv(entry, &store()?, &[]).map_err(supply_err)?;
+    let mut flags: Vec<String> = vec![
+        "update".into(),
+        "--server".into(),
+        server.into(),
+        "--no-auto-roots".into(),
+    ];
+    if let Some(p) = &args.policy {
+        flags.extend(["--policy".into(), p.display().to_string()]);
+    }
+    if let Some(p) = &args.pins {
+        flags.extend(["--pins".into(), p.display().to_string()]);
+    }
+    flags.push("--".into());
+    flags.extend(rw.argv);
+    let parsed = <Flags as clap::Parser>::try_parse_from(flags).map_err(|e| {
+        ConfigError(format!(
+            "cannot start {} {}: {e}",
+            entry.name, entry.version
+        ))
+    })?;
+    let mut s = crate::settings::server_settings(&parsed.server, None)?;
+    s.env.extend(rw.env);
+    Ok(s)
+}
+
+/// Lists what a store entry offers, with no network; errors as one line.
+fn list_entry(
+    args: &UpdateArgs,
+    server: &str,
+    entry: &Locked,
+) -> std::result::Result<Listing, String> {
+    let opts = ListOptions {
+        banner: false,
+        forward_stderr: false,
+        timeout: std::time::Duration::from_secs(args.list_timeout),
+    };
+    entry_settings(args, server, entry)
+        .and_then(|s| list_server(&s, opts))
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// What `update` did with the tool pins, in one sentence.
+fn apply_pins(
+    args: &UpdateArgs,
+    server: &str,
+    compared: &staged::Compared,
+) -> Result<Option<String>> {
+    let Some(tools) = compared.tools() else {
+        return Ok(Some(if args.accept_tools {
+            "--accept-tools re-pinned nothing: the new version's tools could not be listed; the pinning guard holds any tool whose definition differs from its pin".into()
+        } else {
+            "tool pins unchanged (the new version's tools could not be listed); the pinning guard holds any tool whose definition differs from its pin".into()
+        }));
+    };
+    let held: Vec<&staged::Row> = tools
+        .rows
+        .iter()
+        .filter(|r| matches!(r.change, staged::Change::Added | staged::Change::Changed))
+        .collect();
+    if held.is_empty() {
+        return Ok(None);
+    }
+    let s = entry_settings_pins(args)?;
+    let store = PinStore::new(s.0);
+    let mode = s.1;
+    let names = |c: staged::Change| -> Vec<String> {
+        held.iter()
+            .filter(|r| r.change == c)
+            .map(|r| format!("`{}`", r.name))
+            .collect()
+    };
+    if args.accept_tools {
+        store.update(server, |p| {
+            for r in &held {
+                if let Some(pin) = &r.pin {
+                    p.approved.insert(r.name.clone(), pin.clone());
+                    p.observed.remove(&r.name);
+                }
+            }
+        })?;
+        return Ok(Some(format!(
+            "--accept-tools: approved the new definitions of {} in pins.json (server `{server}`)",
+            held.iter()
+                .map(|r| format!("`{}`", r.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // Held: what was shown is recorded as awaiting approval (so `pin accept` approves exactly it), and a
+    // changed tool of a server with no pins yet is pinned to the current version's definition, so
+    // trust-on-first-use cannot approve the new one silently.
+    let current_pins: BTreeMap<String, String> = tools
+        .rows
+        .iter()
+        .filter(|r| r.change == staged::Change::Changed && r.pinned.is_none())
+        .filter_map(|r| Some((r.name.clone(), r.old_pin.clone()?)))
+        .collect();
+    store.update(server, |p| {
+        for r in &held {
+            if let Some(pin) = &r.pin {
+                p.observed.insert(r.name.clone(), pin.clone());
+            }
+        }
+        for (n, h) in &current_pins {
+            p.approved.entry(n.clone()).or_insert_with(|| h.clone());
+        }
+    })?;
+    let mut parts = Vec::new();
+    let changed = names(staged::Change::Changed);
+    if !changed.is_empty() {
+        parts.push(format!(
+            "changed {} stay unapproved: `palisade run` hides them until `palisade pin accept --server {server} TOOL` (or `update --accept-tools`)",
+            changed.join(", ")
+        ));
+    }
+    let added = names(staged::Change::Added);
+    if !added.is_empty() {
+        use palisade_policy::PinMode;
+        parts.push(format!(
+            "added {} {}",
+            added.join(", "),
+            match mode {
+                PinMode::Require => "are held for approval (pinning mode `require`)",
+                PinMode::Tofu =>
+                    "will be trusted on first use (pinning mode `tofu`; `require` would hold them)",
+                PinMode::Off => "are usable at once: pinning is off",
+            }
+        ));
+    }
+    Ok(Some(format!("tool pins: {}", parts.join("; "))))
+}
+
+/// The pins file and pinning mode the user's policy gives (without starting anything).
+fn entry_settings_pins(
+    args: &UpdateArgs,
+) -> Result<(std::path::PathBuf, palisade_policy::PinMode)> {
+    let mut flags = vec!["update".to_owned(), "--no-auto-roots".into()];
+    if let Some(p) = &args.policy {
+        flags.extend(["--policy".into(), p.display().to_string()]);
+    }
+    if let Some(p) = &args.pins {
+        flags.extend(["--pins".into(), p.display().to_string()]);
+    }
+    flags.extend(["--".into(), "true".into()]);
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: crate::cli::ServerArgs,
+    }
+    let parsed =
+        <Flags as clap::Parser>::try_parse_from(flags).map_err(|e| ConfigError(e.to_string()))?;
+    let s = crate::settings::server_settings(&parsed.server, None)?;
+    Ok((s.pins, s.policy.pinning.mode))
+}
+
 /// Runs `palisade update`.
 pub(crate) fn update(args: UpdateArgs) -> Result<ExitStatus> {
     let lock = lock()?;
@@ -288,6 +481,7 @@ pub(crate) fn update(args: UpdateArgs) -> Result<ExitStatus> {
         )
         .into());
     }
+    let json_out = args.format == Format::Json;
     let spec = Spec::Registry {
         ecosystem: eco,
         name: current.name.clone(),
@@ -298,33 +492,51 @@ pub(crate) fn update(args: UpdateArgs) -> Result<ExitStatus> {
     let report = setup.audit(&spec, &progress)?;
     let new_version = report.fetched.version.clone().unwrap_or_default();
     if report.fetched.sha256 == current.sha256 {
-        println!(
-            "{} {} is installed and is the {}; nothing to update",
-            current.name,
-            current.version,
-            if args.to.is_some() {
-                "version asked for"
-            } else {
-                "latest"
-            }
-        );
+        let what = if args.to.is_some() {
+            "version asked for"
+        } else {
+            "latest"
+        };
+        if json_out {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "package": current.name, "from": current.version, "to": current.version,
+                    "changed": false, "updated": false,
+                    "message": format!("{} {} is installed and is the {what}", current.name, current.version),
+                }))?
+            );
+        } else {
+            println!(
+                "{} {} is installed and is the {what}; nothing to update",
+                current.name, current.version,
+            );
+        }
         return Ok(ExitStatus::Success);
     }
-    // What changes.
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "update {}: {} → {new_version}",
+    // What changes: version, verdict, advisories, dependencies.
+    let mut text = String::new();
+    let mut doc = Map::new();
+    doc.insert("package".into(), json!(current.name));
+    doc.insert("from".into(), json!(current.version));
+    doc.insert("to".into(), json!(new_version));
+    doc.insert("changed".into(), json!(true));
+    doc.insert("server".into(), json!(current.server));
+    text.push_str(&format!(
+        "update {}: {} → {new_version}\n",
         current.name, current.version
-    )?;
-    writeln!(
-        out,
-        "  verdict: {} (was {} at install): {}",
+    ));
+    text.push_str(&format!(
+        "  verdict: {} (was {} at install): {}\n",
         report.verdict.level.as_str(),
         current.verdict,
         report.verdict.why
-    )?;
-    let new_ids: std::collections::BTreeSet<String> = report
+    ));
+    doc.insert(
+        "verdict".into(),
+        json!({"level": report.verdict.level.as_str(), "why": report.verdict.why, "was": current.verdict}),
+    );
+    let new_ids: BTreeSet<String> = report
         .advisories
         .matches
         .iter()
@@ -334,37 +546,44 @@ pub(crate) fn update(args: UpdateArgs) -> Result<ExitStatus> {
         Some(old_ids) => {
             let fixed: Vec<&String> = old_ids.difference(&new_ids).collect();
             let added: Vec<&String> = new_ids.difference(&old_ids).collect();
-            let kept = old_ids.intersection(&new_ids).count();
-            writeln!(
-                out,
-                "  advisories: {} fixed, {} new, {kept} still open",
+            let kept: Vec<&String> = old_ids.intersection(&new_ids).collect();
+            text.push_str(&format!(
+                "  advisories: {} fixed, {} new, {} still open\n",
                 fixed.len(),
-                added.len()
-            )?;
-            for f in fixed {
-                writeln!(out, "    fixed  {f}")?;
+                added.len(),
+                kept.len()
+            ));
+            for f in &fixed {
+                text.push_str(&format!("    fixed  {f}\n"));
             }
-            for a in added {
-                writeln!(out, "    NEW    {a}")?;
+            for a in &added {
+                text.push_str(&format!("    NEW    {a}\n"));
             }
+            doc.insert(
+                "advisories".into(),
+                json!({"compared": true, "fixed": fixed, "new": added, "still_open": kept}),
+            );
         }
-        None => writeln!(
-            out,
-            "  advisories: not compared ({})",
-            report
+        None => {
+            let why = report
                 .advisories
                 .not_checked
                 .as_deref()
-                .unwrap_or("no advisory source")
-        )?,
+                .unwrap_or("no advisory source");
+            text.push_str(&format!("  advisories: not compared ({why})\n"));
+            doc.insert(
+                "advisories".into(),
+                json!({"compared": false, "reason": why, "new": new_ids}),
+            );
+        }
     }
     if let Some(res) = &report.resolution {
-        let old: std::collections::BTreeMap<&str, &str> = current
+        let old: BTreeMap<&str, &str> = current
             .dependencies
             .iter()
             .map(|d| (d.name.as_str(), d.version.as_str()))
             .collect();
-        let new: std::collections::BTreeMap<&str, &str> = res
+        let new: BTreeMap<&str, &str> = res
             .deps
             .iter()
             .map(|d| (d.name.as_str(), d.version.as_str()))
@@ -375,44 +594,129 @@ pub(crate) fn update(args: UpdateArgs) -> Result<ExitStatus> {
             .iter()
             .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
             .count();
-        writeln!(
-            out,
-            "  dependencies: {} → {} ({added} added, {removed} removed, {changed} changed version)",
+        text.push_str(&format!(
+            "  dependencies: {} → {} ({added} added, {removed} removed, {changed} changed version)\n",
             old.len(),
             new.len()
-        )?;
+        ));
+        doc.insert(
+            "dependencies".into(),
+            json!({"from": old.len(), "to": new.len(), "added": added, "removed": removed, "changed": changed}),
+        );
     }
-    writeln!(
-        out,
-        "  tools: pinned in pins.json under `{}`; tools that were added or changed are held for approval on the next run (review with `palisade inspect -- {}`, approve with `palisade pin accept`)",
-        current.server,
-        launcher_argv(eco, &current.name, &new_version).join(" ")
-    )?;
-    out.flush()?;
-    drop(out);
+    let emit = |text: &str, doc: &Map<String, Value>| -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        if json_out {
+            writeln!(out, "{}", serde_json::to_string_pretty(doc)?)?;
+        } else {
+            out.write_all(text.as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    // The audit decides first: a refused version is not installed, so not started either.
+    if exceeds(&report.findings, args.fail_on) && !args.force {
+        let why = format!(
+            "not started: the audit refuses this version at --fail-on {}",
+            args.fail_on
+        );
+        let compared = staged::Compared::NotCompared(why);
+        text.push_str(&compared.text(&current.server, &new_version));
+        doc.insert("tools".into(), compared.json());
+        doc.insert("updated".into(), json!(false));
+        emit(&text, &doc)?;
+        let refused = gate(&report, args.fail_on, args.force, "updated");
+        return Ok(refused.unwrap_or(ExitStatus::Failure));
+    }
+    // Stage: into the store (not the lock), then list both versions offline.
+    let inst = install_report(&setup, &report)?;
+    let staged_entry = record(&report, &inst);
+    let compared = match list_entry(&args, &current.server, &staged_entry) {
+        Err(e) => staged::Compared::NotCompared(format!(
+            "{} {new_version} could not be started and listed with no network: {e}",
+            current.name
+        )),
+        Ok(new_listing) => {
+            let cur = list_entry(&args, &current.server, &current);
+            let pins = match entry_settings_pins(&args) {
+                Ok((path, _)) => PinStore::new(path).load(&current.server)?.approved,
+                Err(e) => return Err(e),
+            };
+            staged::compare_listings(&new_listing, cur.as_ref().map_err(String::as_str), &pins)
+        }
+    };
+    text.push_str(&compared.text(&current.server, &new_version));
+    doc.insert("tools".into(), compared.json());
+    let desc_findings = compared.findings(&current.server);
+    doc.insert("description_findings".into(), json!(desc_findings.len()));
+    let desc_refused = exceeds(&desc_findings, args.fail_on);
+    if desc_refused && !args.force {
+        doc.insert("updated".into(), json!(false));
+        emit(&text, &doc)?;
+        eprintln!(
+            "palisade: not updated: the new version's tool descriptions have findings at or above {} (new or changed text; see above); review them, or pass --force to update anyway",
+            args.fail_on
+        );
+        return Ok(ExitStatus::Failure);
+    }
     if let Some(refused) = gate(&report, args.fail_on, args.force, "updated") {
         return Ok(refused);
     }
-    if !args.yes
-        && !confirm(&format!(
-            "update {} {} → {new_version}?",
-            current.name, current.version
-        ))?
-    {
+    if desc_refused {
+        eprintln!(
+            "palisade: warning: updating despite tool-description findings at or above {} (--force)",
+            args.fail_on
+        );
+    }
+    if !json_out {
+        emit(&text, &doc)?;
+    }
+    let question = format!(
+        "update {} {} → {new_version}?",
+        current.name, current.version
+    );
+    let yes = if args.yes {
+        true
+    } else {
+        match confirm(&question) {
+            Ok(y) => y,
+            Err(e) => {
+                if json_out {
+                    doc.insert("updated".into(), json!(false));
+                    emit(&text, &doc)?;
+                }
+                return Err(e);
+            }
+        }
+    };
+    if !yes {
+        if json_out {
+            doc.insert("updated".into(), json!(false));
+            emit(&text, &doc)?;
+        }
         eprintln!("palisade: not updated");
         return Ok(ExitStatus::Failure);
     }
-    let inst = install_report(&setup, &report)?;
-    let entry = record(&report, &inst);
     lock.update(|lf| {
-        put(lf, entry);
+        put(lf, staged_entry);
         Ok(())
     })
     .map_err(supply_err)?;
-    println!(
-        "updated {} {} → {new_version}; `palisade rollback {}` returns to {}",
-        current.name, current.version, current.name, current.version
-    );
+    let pins_note = apply_pins(&args, &current.server, &compared)?;
+    doc.insert("updated".into(), json!(true));
+    doc.insert("pins".into(), json!(pins_note));
+    doc.insert("accept_tools".into(), json!(args.accept_tools));
+    if json_out {
+        emit(&text, &doc)?;
+    } else {
+        println!(
+            "updated {} {} → {new_version}; `palisade rollback {}` returns to {}",
+            current.name, current.version, current.name, current.version
+        );
+        if let Some(n) = pins_note {
+            println!("{n}");
+        }
+    }
     Ok(ExitStatus::Success)
 }
 
