@@ -22,6 +22,7 @@
 //! See BENCHMARKS.md at the workspace root.
 #![forbid(unsafe_code)]
 
+mod http;
 mod spawn;
 
 use anyhow::{Context, Result, bail};
@@ -57,6 +58,9 @@ enum Mode {
     /// Spawn-to-first-response of a server through the plain and the sandboxed launcher (and through
     /// `palisade run [--unsandboxed]`), alternating.
     Spawn(spawn::SpawnArgs),
+    /// `tools/call` over HTTP at fixed concurrency: palisade serve vs supergateway, mcp-proxy,
+    /// server-everything's own HTTP mode, and the backend over stdio with no gateway.
+    Http(http::HttpArgs),
 }
 
 /// Options of the default (proxy round-trip) bench.
@@ -225,6 +229,7 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.mode {
         Some(Mode::Spawn(a)) => spawn::run(&a),
+        Some(Mode::Http(a)) => http::run(&a),
         None => proxy_main(cli.proxy),
     }
 }
