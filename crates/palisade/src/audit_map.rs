@@ -39,3 +39,31 @@ pub(crate) fn event(server: &str, client: Option<&str>, n: &Note) -> Event {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     ev
 }
+
+/// The audit event of a tool description with findings at or above `threshold`, seen when the server
+/// listed its tools (`palisade run` also warns on stderr; the pinning guard decides whether the tool is
+/// usable). `None` when nothing reaches the threshold.
+pub(crate) fn description_findings(
+    server: &str,
+    client: Option<&str>,
+    item: &palisade_analyze::describe::ItemFindings,
+    threshold: palisade_scan::Severity,
+) -> Option<Event> {
+    let found: Vec<String> = item
+        .findings
+        .iter()
+        .filter(|f| f.severity >= threshold)
+        .map(|f| format!("{} {}: {}", f.severity.as_str(), f.rule, f.message))
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let mut ev = Event::new(Kind::List, server)
+        .method("tools/list")
+        .tool(item.name.clone())
+        .decision(AD::Allow)
+        .reason("description-findings")
+        .detail(palisade_audit::redact_str(&found.join("; ")).into_owned());
+    ev.client = client.map(str::to_owned);
+    Some(ev)
+}

@@ -102,6 +102,8 @@ pub(crate) struct Proxy {
     pins: PinStore,
     /// Events from other threads, recorded by this one.
     inbox: Option<Inbox>,
+    /// Pins of the tool definitions whose descriptions were analyzed (and warned about) this session.
+    described: std::collections::HashSet<String>,
 }
 
 impl Proxy {
@@ -129,6 +131,7 @@ impl Proxy {
             audit,
             pins,
             inbox: None,
+            described: std::collections::HashSet::new(),
         })
     }
 
@@ -302,6 +305,14 @@ impl Proxy {
             self.save_pins_if_changed();
             // Recorded before released, in both directions.
             self.record(&outcome.notes);
+            // A tools/list answer (its note comes first): warn about poisoned descriptions once.
+            if dir == Direction::ToClient
+                && outcome.notes.first().is_some_and(|n| {
+                    n.kind == NoteKind::List && n.method.as_deref() == Some("tools/list")
+                })
+            {
+                self.warn_descriptions();
+            }
             deliver(
                 &mut self.client_out,
                 &mut self.to_server,
@@ -312,6 +323,53 @@ impl Proxy {
             );
             if dir == Direction::ToClient {
                 self.release_deferred();
+            }
+        }
+    }
+
+    /// Description findings at or above high, for tool definitions not analyzed yet in this session: one
+    /// stderr line per tool and an audit event. Nothing is blocked here: whether a tool may be used is
+    /// the pinning guard's decision (a changed definition is held until approved).
+    fn warn_descriptions(&mut self) {
+        if self
+            .st
+            .tools
+            .values()
+            .all(|t| self.described.contains(&t.hash))
+        {
+            return;
+        }
+        let mut names: Vec<&String> = self.st.tools.keys().collect();
+        names.sort();
+        // The whole list is analyzed (a tool may name its siblings); only new definitions are reported.
+        let list = serde_json::Value::Array(
+            names
+                .iter()
+                .map(|n| serde_json::Value::Object(self.st.tools[*n].def.clone()))
+                .collect(),
+        );
+        let fresh: Vec<palisade_analyze::describe::ItemFindings> = names
+            .iter()
+            .zip(palisade_analyze::analyze_tools(&list))
+            .filter(|(n, _)| !self.described.contains(&self.st.tools[**n].hash))
+            .map(|(_, i)| i)
+            .collect();
+        let hashes: Vec<String> = self.st.tools.values().map(|t| t.hash.clone()).collect();
+        self.described.extend(hashes);
+        let threshold = palisade_scan::Severity::High;
+        for line in palisade_analyze::describe::warnings(&self.server, &fresh, threshold) {
+            eprintln!("{line}");
+        }
+        if self.audit.is_some() {
+            for item in &fresh {
+                if let Some(ev) = crate::audit_map::description_findings(
+                    &self.server,
+                    self.st.client_name.as_deref(),
+                    item,
+                    threshold,
+                ) {
+                    self.append(ev);
+                }
             }
         }
     }

@@ -152,8 +152,9 @@ pub fn analyze_items(kind: ItemKind, items: &Value, siblings: &[&str]) -> Vec<It
         .collect()
 }
 
-/// The lines `palisade run` could print on stderr when a server first lists its tools: one per item
-/// with a finding at or above `threshold` (pure: the caller decides where they go).
+/// The lines `palisade run` prints on stderr when a server first lists its tools: one per item with a
+/// finding at or above `threshold` (pure: the caller decides where they go). The item's name and the
+/// message are [`display_safe`]: a server chooses its tool names, and must not drive the terminal.
 pub fn warnings(server: &str, items: &[ItemFindings], threshold: Severity) -> Vec<String> {
     items
         .iter()
@@ -169,8 +170,8 @@ pub fn warnings(server: &str, items: &[ItemFindings], threshold: Severity) -> Ve
             Some(format!(
                 "palisade: warning: server `{server}` {} `{}`: {} [{}]{more}; review with `palisade inspect`",
                 i.kind.as_str(),
-                i.name,
-                first.message,
+                display_safe(&i.name),
+                display_safe(&first.message),
                 first.rule
             ))
         })
