@@ -4,9 +4,12 @@
 //! * install: audit first; refuse at or above `--fail-on` (default high) unless `--force`; then put exactly
 //!   the vetted artifact and its resolved tree into the content-addressed store
 //!   (`$XDG_DATA_HOME/palisade/store/<sha256>/`) and record it in `$XDG_CONFIG_HOME/palisade/palisade.lock`.
-//! * update: stage the newer version (audit it, show what changed: version, advisories fixed and new,
-//!   dependencies, and where the tool pins are), ask (or `--yes`; without a terminal, refuse rather than
-//!   wait), install it, keep the previous one for rollback.
+//! * update: stage the newer version (audit it; install it into the store without making it current;
+//!   start it offline and compare its tools, prompts and resources with the pins and the current
+//!   version: [`staged`]), show what changed (version, advisories fixed and new, dependencies, items
+//!   added/removed/changed with description diffs and the findings on new text), gate on `--fail-on`, ask
+//!   (or `--yes`; without a terminal, refuse rather than wait), make it current, keep the previous one
+//!   for rollback, and leave changed tools unapproved unless `--accept-tools`.
 //! * rollback: return to the previous installed version (its store entry is re-verified first).
 
 mod staged;
