@@ -58,6 +58,20 @@ pub(crate) fn server_settings(
     args: &ServerArgs,
     audit_log: Option<&Path>,
 ) -> Result<ServerSettings> {
+    settings_for(args, audit_log, false)
+}
+
+/// As [`server_settings`], also for a remote server (`url = "…"`, which only `palisade serve` fronts):
+/// its settings have no command (`argv` is empty) and the caller reads the endpoint from the policy.
+pub(crate) fn served_server_settings(args: &ServerArgs) -> Result<ServerSettings> {
+    settings_for(args, None, true)
+}
+
+fn settings_for(
+    args: &ServerArgs,
+    audit_log: Option<&Path>,
+    remote_ok: bool,
+) -> Result<ServerSettings> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -84,6 +98,16 @@ pub(crate) fn server_settings(
                 .unwrap_or_default(),
         ),
         (_, _, false) => (args.command.clone(), Vec::new()),
+        (Some(f), Some(name), true) if f.server_remote(name).is_some() => {
+            if !remote_ok {
+                return Err(ConfigError(format!(
+                    "server `{name}` is a remote server (url = \"…\" in its table); this command starts local servers over stdio: serve it with `palisade serve --policy {}`",
+                    args.policy.as_deref().unwrap_or(Path::new("FILE")).display()
+                ))
+                .into());
+            }
+            (Vec::new(), Vec::new())
+        }
         (Some(f), Some(name), true) => {
             let cmd = f.server_command(name).ok_or_else(|| {
                 ConfigError(format!(
@@ -141,7 +165,11 @@ pub(crate) fn server_settings(
     // to be valid; errors name the variable and the reference kind, never a value.
     let mut env = crate::commands::secret::resolve_server_env(&env)?;
     // Installed packages run from the store (hash re-checked); `docker run` gets the isolation flags.
-    let argv = crate::commands::install::launch_argv(argv, &mut env, !policy.net.allow.is_empty())?;
+    let argv = if argv.is_empty() {
+        argv
+    } else {
+        crate::commands::install::launch_argv(argv, &mut env, !policy.net.allow.is_empty())?
+    };
     let pins = match &policy.pinning.file {
         Some(p) => p.clone(),
         None => dirs::pins_file()?,

@@ -118,6 +118,10 @@ codes! {
     AuditOff = "audit-off", Warning, "the audit trail is disabled";
     /// Tool arguments are not validated against the tool's schema.
     SchemaOff = "schema-off", Warning, "argument schema validation is off";
+    /// A remote server's `url` is not valid or not allowed (scheme, credentials, http:// off loopback).
+    InvalidUrl = "invalid-url", Error, "a remote server URL is not valid or not allowed";
+    /// Two keys that exclude each other are both set (`command` and `url`).
+    ConflictingKeys = "conflicting-keys", Error, "two keys that exclude each other are both set";
 }
 
 impl fmt::Display for Code {

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Location};
 use crate::layer::{Layer, Site, SitedPath};
-use crate::model::{ArgRule, PinMode, Profile, ServerCommand, Trust, UnknownArgs};
+use crate::model::{ArgRule, PinMode, Profile, ServerCommand, ServerRemote, Trust, UnknownArgs};
 use crate::values::{self, Bad, PathSpec};
 
 /// The strict built-in policy, applied under every policy file (see `docs/policy.md`).
@@ -50,6 +50,11 @@ const SECTION_KEYS: &[&str] = &[
 const SERVER_KEYS: &[&str] = &[
     "command",
     "env",
+    "url",
+    "headers",
+    "bearer",
+    "allow_private",
+    "ca_file",
     "profile",
     "trust",
     "tools",
@@ -77,6 +82,8 @@ pub struct PolicyFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServerEntry {
     pub(crate) command: Option<ServerCommand>,
+    /// `url = "…"`: a remote server (exclusive with `command`).
+    pub(crate) remote: Option<ServerRemote>,
     pub(crate) profile: Option<Profile>,
     /// `trust = "unsandboxed"`: run this server without the OS sandbox.
     pub(crate) trust: Option<Trust>,
@@ -151,6 +158,11 @@ impl PolicyFile {
     /// The command of server `name`, if the server exists and has one.
     pub fn server_command(&self, name: &str) -> Option<&ServerCommand> {
         self.servers.get(name)?.command.as_ref()
+    }
+
+    /// The remote endpoint of server `name`, if the server exists and has `url = "…"`.
+    pub fn server_remote(&self, name: &str) -> Option<&ServerRemote> {
+        self.servers.get(name)?.remote.as_ref()
     }
 }
 
@@ -592,8 +604,10 @@ impl<'s> Cx<'s> {
             }
             None => None,
         };
+        let remote = self.remote(path, t);
         ServerEntry {
             command,
+            remote,
             profile: self.profile(path, t),
             trust: self.one(path, t, "trust", |s| match s {
                 "sandboxed" => Ok(Trust::Sandboxed),
@@ -605,6 +619,147 @@ impl<'s> Cx<'s> {
                 )),
             }),
             layer: self.sections(path, t),
+        }
+    }
+
+    /// `url` and its companions (`headers`, `bearer`, `allow_private`, `ca_file`).
+    fn remote(&mut self, path: &str, t: &DeTable<'_>) -> Option<ServerRemote> {
+        const COMPANIONS: &[&str] = &["headers", "bearer", "allow_private", "ca_file"];
+        let Some(v) = t.get("url") else {
+            for &k in COMPANIONS {
+                if let Some(v) = t.get(k) {
+                    self.report(
+                        Code::MissingKey,
+                        v.span(),
+                        &join(path, "url"),
+                        format!("{path} sets `{k}` but has no `url`"),
+                        format!(
+                            "`{k}` belongs to a remote server: add {} = \"https://host/mcp\", or remove `{k}`",
+                            join(path, "url")
+                        ),
+                    );
+                }
+            }
+            return None;
+        };
+        let key = join(path, "url");
+        if t.contains_key("command") {
+            self.report(
+                Code::ConflictingKeys,
+                v.span(),
+                &key,
+                format!("{path} sets both `command` and `url`"),
+                "a server is either a local process (`command`) or a remote endpoint (`url`): keep one",
+            );
+        }
+        for k in ["env", "trust"] {
+            if let Some(kv) = t.get(k) {
+                self.report(
+                    Code::ConflictingKeys,
+                    kv.span(),
+                    &join(path, k),
+                    format!("{path} is a remote server (`url`); `{k}` applies to local processes only"),
+                    format!(
+                        "remove `{k}`; upstream credentials go in `bearer` or `headers`, and a remote server is never sandboxed (it runs elsewhere)"
+                    ),
+                );
+            }
+        }
+        let url = match v.get_ref().as_str() {
+            Some(s) => match values::remote_url(s) {
+                Ok(()) => Some(s.to_owned()),
+                Err(bad) => {
+                    self.bad(v, &key, bad);
+                    None
+                }
+            },
+            None => {
+                self.wrong_type(
+                    v,
+                    &key,
+                    "a string",
+                    format!("write {key} = \"https://host/mcp\""),
+                );
+                None
+            }
+        };
+        let bearer = t
+            .get("bearer")
+            .and_then(|v| self.secret_value(v, &join(path, "bearer")));
+        let mut headers = Vec::new();
+        if let Some(hv) = t.get("headers") {
+            let hkey = join(path, "headers");
+            if let Some(ht) = self.table(hv, &hkey) {
+                for (name, val) in ht.iter() {
+                    let name_str: &str = name.get_ref();
+                    let ikey = format!("{hkey}.{name_str}");
+                    if let Err(bad) = values::header_name(name_str) {
+                        let message = format!("header name {name_str:?} {}", bad.what);
+                        self.report(bad.code, name.span(), &ikey, message, bad.help);
+                        continue;
+                    }
+                    if bearer.is_some() && name_str.eq_ignore_ascii_case("authorization") {
+                        self.report(
+                            Code::ConflictingKeys,
+                            name.span(),
+                            &ikey,
+                            format!("{path} sets both `bearer` and an Authorization header"),
+                            "keep one: bearer = \"keychain:NAME\" sends `Authorization: Bearer <value>`",
+                        );
+                        continue;
+                    }
+                    if let Some(value) = self.secret_value(val, &ikey) {
+                        headers.push((name_str.to_owned(), value));
+                    }
+                }
+            }
+        }
+        let allow_private = self.bool(path, t, "allow_private").unwrap_or(false);
+        let ca_file = self.one(path, t, "ca_file", |s| {
+            let p = std::path::Path::new(s);
+            if p.is_absolute() && !s.contains('\0') {
+                Ok(p.to_path_buf())
+            } else {
+                Err(Bad::new(
+                    Code::RelativePath,
+                    "is not an absolute path",
+                    "write the full path of a PEM file: ca_file = \"/etc/palisade/upstream-ca.pem\"",
+                ))
+            }
+        });
+        Some(ServerRemote {
+            url: url?,
+            headers,
+            bearer,
+            allow_private,
+            ca_file,
+        })
+    }
+
+    /// An upstream credential as written (a reference or a literal). Unlike other values, a bad one is
+    /// never quoted back: a literal may be the secret itself.
+    fn secret_value(&mut self, v: &Val<'_>, key: &str) -> Option<String> {
+        let Some(s) = v.get_ref().as_str() else {
+            self.wrong_type(
+                v,
+                key,
+                "a string",
+                format!("write {key} = \"keychain:NAME\""),
+            );
+            return None;
+        };
+        match values::header_value(s) {
+            Ok(()) => Some(s.to_owned()),
+            Err(bad) => {
+                self.report(
+                    bad.code,
+                    v.span(),
+                    key,
+                    format!("{key} {}", bad.what),
+                    bad.help,
+                );
+                None
+            }
         }
     }
 

@@ -209,6 +209,29 @@ pub struct ServerCommand {
     pub env: Vec<(String, String)>,
 }
 
+/// A remote server palisade reaches over Streamable HTTP as its client: `url = "…"` in a `[servers.NAME]`
+/// table instead of `command` (only `palisade serve` fronts one; see docs/serve.md "Remote servers").
+///
+/// The file is checked for what can be checked without the network: the scheme (`https://`, or `http://`
+/// to a loopback address only), no credentials or fragment in the URL, header names palisade may set.
+/// Where the name resolves, and whether that address is private, is decided when palisade starts and again
+/// at every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRemote {
+    /// The server's MCP endpoint, as written.
+    pub url: String,
+    /// `headers = { NAME = "…" }`: sent with every upstream request. Values are secret references
+    /// (`keychain:NAME`, `env:NAME`, `file:PATH`, `cmd:…`) or literals, resolved when palisade starts.
+    pub headers: Vec<(String, String)>,
+    /// `bearer = "REF"`: sent as `Authorization: Bearer <value of REF>`.
+    pub bearer: Option<String>,
+    /// `allow_private = true`: the server may resolve to a private or link-local address (never to a
+    /// cloud metadata endpoint).
+    pub allow_private: bool,
+    /// `ca_file = "/abs/ca.pem"`: certificates trusted for this server besides the platform's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
 /// Whether a server runs in the OS sandbox. Only a `[servers.NAME]` table can lower it, one server at a
 /// time: there is no global switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -156,6 +156,8 @@ fn codes_are_stable() {
             "broad-root",
             "audit-off",
             "schema-off",
+            "invalid-url",
+            "conflicting-keys",
         ]
     );
     for c in Code::ALL {
@@ -898,5 +900,139 @@ fn trust_is_per_server_and_spelled_exactly() {
         "version = 1\ntrust = \"unsandboxed\"\n",
         Code::UnknownKey,
         2,
+    );
+}
+
+// ---- remote servers (`url`) ----------------------------------------------------------------------------
+
+#[test]
+fn accepts_a_remote_server_with_credentials_as_references() {
+    let f = parse(
+        "version = 1\n\
+         [servers.gh]\n\
+         url = \"https://api.example.com/mcp\"\n\
+         bearer = \"keychain:gh-token\"\n\
+         headers = { X-Team = \"literal:platform\", X-Api-Key = \"env:API_KEY\" }\n\
+         allow_private = true\n\
+         ca_file = \"/etc/palisade/ca.pem\"\n\
+         [servers.gh.tools]\ndeny = [\"delete_*\"]\n",
+    );
+    let r = f.server_remote("gh").expect("a remote server");
+    assert_eq!(r.url, "https://api.example.com/mcp");
+    assert_eq!(r.bearer.as_deref(), Some("keychain:gh-token"));
+    assert_eq!(
+        r.headers,
+        [
+            ("X-Api-Key".to_owned(), "env:API_KEY".to_owned()),
+            ("X-Team".to_owned(), "literal:platform".to_owned())
+        ]
+    );
+    assert!(r.allow_private);
+    assert_eq!(
+        r.ca_file.as_deref(),
+        Some(Path::new("/etc/palisade/ca.pem"))
+    );
+    assert_eq!(f.server_command("gh"), None);
+    // The server's own sections apply as for a local server.
+    let p = resolve(Some(&f), Some("gh"), "gh", &Overrides::default(), &env()).unwrap();
+    assert!(!p.policy.tools.permits("delete_repo"));
+    // Loopback may use plain http.
+    for url in [
+        "http://127.0.0.1:3000/mcp",
+        "http://[::1]:3000/mcp",
+        "http://localhost/mcp",
+    ] {
+        let f = parse(&format!("version = 1\n[servers.x]\nurl = {url:?}\n"));
+        assert!(!f.server_remote("x").unwrap().allow_private, "{url}");
+    }
+}
+
+#[test]
+fn refuses_plain_http_off_loopback_and_urls_with_credentials() {
+    let d = expect(
+        "version = 1\n[servers.x]\nurl = \"http://api.example.com/mcp\"\n",
+        Code::InvalidUrl,
+        3,
+    );
+    assert!(d.help.contains("https://"), "{d}");
+    expect(
+        "version = 1\n[servers.x]\nurl = \"http://10.0.0.1/mcp\"\n",
+        Code::InvalidUrl,
+        3,
+    );
+    expect(
+        "version = 1\n[servers.x]\nurl = \"ftp://example.com/mcp\"\n",
+        Code::InvalidUrl,
+        3,
+    );
+    expect(
+        "version = 1\n[servers.x]\nurl = \"not a url\"\n",
+        Code::InvalidUrl,
+        3,
+    );
+    let d = expect(
+        "version = 1\n[servers.x]\nurl = \"https://me:hunter2@example.com/mcp\"\n",
+        Code::InvalidUrl,
+        3,
+    );
+    assert!(d.help.contains("bearer"), "{d}");
+}
+
+#[test]
+fn refuses_command_and_url_together_and_process_keys_on_a_remote_server() {
+    let d = expect(
+        "version = 1\n[servers.x]\ncommand = [\"srv\"]\nurl = \"https://example.com/mcp\"\n",
+        Code::ConflictingKeys,
+        4,
+    );
+    assert!(d.message.contains("both `command` and `url`"), "{d}");
+    expect(
+        "version = 1\n[servers.x]\nurl = \"https://example.com/mcp\"\nenv = { A = \"b\" }\n",
+        Code::ConflictingKeys,
+        4,
+    );
+    expect(
+        "version = 1\n[servers.x]\nurl = \"https://example.com/mcp\"\ntrust = \"unsandboxed\"\n",
+        Code::ConflictingKeys,
+        4,
+    );
+    let d = expect(
+        "version = 1\n[servers.x]\ncommand = [\"srv\"]\nbearer = \"keychain:t\"\n",
+        Code::MissingKey,
+        4,
+    );
+    assert!(d.message.contains("no `url`"), "{d}");
+}
+
+#[test]
+fn refuses_reserved_header_names_and_values_that_split_headers_without_quoting_them() {
+    for name in [
+        "Host",
+        "MCP-Session-Id",
+        "Content-Length",
+        "Mcp-Param-Path",
+        "bad name",
+    ] {
+        let text = format!(
+            "version = 1\n[servers.x]\nurl = \"https://example.com/mcp\"\n[servers.x.headers]\n{name:?} = \"env:V\"\n"
+        );
+        expect(&text, Code::InvalidValue, 5);
+    }
+    let d = expect(
+        "version = 1\n[servers.x]\nurl = \"https://example.com/mcp\"\nbearer = \"keychain:t\"\nheaders = { authorization = \"env:A\" }\n",
+        Code::ConflictingKeys,
+        5,
+    );
+    assert!(d.help.contains("bearer"), "{d}");
+    let d = expect(
+        "version = 1\n[servers.x]\nurl = \"https://example.com/mcp\"\nbearer = \"s3cr3t\\r\\nX-Evil: 1\"\n",
+        Code::InvalidValue,
+        4,
+    );
+    assert!(!d.to_string().contains("s3cr3t"), "never quoted: {d}");
+    expect(
+        "version = 1\n[servers.x]\nurl = \"https://example.com/mcp\"\nca_file = \"ca.pem\"\n",
+        Code::RelativePath,
+        4,
     );
 }

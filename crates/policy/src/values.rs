@@ -274,6 +274,118 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Headers palisade sets itself on upstream requests (framing, protocol and session state), or that only
+/// mean something to one hop: a policy may not set them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "proxy-authorization",
+    "proxy-connection",
+    "accept",
+    "accept-encoding",
+    "last-event-id",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+];
+
+/// A remote server's URL: `https://`, or `http://` to a loopback address (`127.0.0.1`, `[::1]`,
+/// `localhost`); no user or password (they would be printed and logged with the URL) and no fragment.
+/// Whether the host is a private address is decided with the resolved address, when palisade starts.
+pub(crate) fn remote_url(s: &str) -> Result<(), Bad> {
+    const HELP: &str = "write url = \"https://host/mcp\"";
+    let u = url::Url::parse(s)
+        .map_err(|e| Bad::new(Code::InvalidUrl, format!("is not a URL ({e})"), HELP))?;
+    let host = u
+        .host()
+        .ok_or_else(|| Bad::new(Code::InvalidUrl, "has no host", HELP))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(Bad::new(
+            Code::InvalidUrl,
+            "carries credentials in the URL, where they would be printed and logged",
+            "move them to bearer = \"keychain:NAME\" or headers = { NAME = \"keychain:NAME\" }",
+        ));
+    }
+    if u.fragment().is_some() {
+        return Err(Bad::new(
+            Code::InvalidUrl,
+            "has a #fragment",
+            "remove the #fragment",
+        ));
+    }
+    let loopback = match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.to_canonical().is_loopback(),
+    };
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(Bad::new(
+            Code::InvalidUrl,
+            "uses plain http:// to a host that is not this machine: the upstream credentials and every message would cross the network in clear text",
+            "use https://; plain http:// is allowed only for 127.0.0.1, [::1] and localhost",
+        )),
+        other => Err(Bad::new(
+            Code::InvalidUrl,
+            format!("uses the scheme {other}:, not https:"),
+            HELP,
+        )),
+    }
+}
+
+/// An upstream header name: an HTTP token that palisade does not set itself.
+pub(crate) fn header_name(s: &str) -> Result<(), Bad> {
+    let token = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(Bad::new(
+            Code::InvalidValue,
+            "is not an HTTP header name",
+            "a header name is letters, digits and - (e.g. X-Api-Key)",
+        ));
+    }
+    let lower = s.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("mcp-param-") {
+        return Err(Bad::new(
+            Code::InvalidValue,
+            "is a header palisade sets itself (framing, protocol version, session) or one that never crosses a proxy",
+            "remove it; only credentials and other headers of your own belong here",
+        ));
+    }
+    Ok(())
+}
+
+/// An upstream header value as written: a secret reference or a literal, non-empty, on one line.
+pub(crate) fn header_value(s: &str) -> Result<(), Bad> {
+    if s.is_empty() {
+        return Err(Bad::new(
+            Code::InvalidValue,
+            "is empty",
+            "write a secret reference such as \"keychain:NAME\" (`palisade secret set NAME`)",
+        ));
+    }
+    if s.contains(['\r', '\n', '\0']) {
+        return Err(Bad::new(
+            Code::InvalidValue,
+            "contains a line break or NUL, which would split the HTTP header",
+            "write the value on one line",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,9 @@ use palisade_guard::{Note, Pipeline, SessionState};
 use std::io;
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::remote::Remote;
 
 /// A server process started for the gateway: its pipes, and how to stop it.
 pub struct Spawned {
@@ -49,6 +52,26 @@ pub trait Backend: Send + Sync + 'static {
     fn record(&self, client: Option<&str>, note: &Note);
     /// Records an event palisade made itself (spawn, exit, authentication and transport refusals).
     fn event(&self, ev: Event);
+    /// A remote server (`url = "…"`): palisade connects to it as its HTTP client and [`Backend::spawn`]
+    /// is never called. `None` (the default) for a local process.
+    fn remote(&self) -> Option<Arc<Remote>> {
+        None
+    }
+}
+
+/// A started upstream as the upstream task drives it: a byte stream each way, whatever is behind them
+/// (a server process's pipes, or the bridge to a remote server).
+pub(crate) struct Started {
+    /// Messages from the server, one per line.
+    pub(crate) reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// Messages to the server, one per line; shutting it down ends the server's session.
+    pub(crate) writer: Box<dyn AsyncWrite + Send + Unpin>,
+    /// A process's stderr.
+    pub(crate) stderr: Option<tokio::process::ChildStderr>,
+    /// What was started, for the audit trail (`pid 123`, `remote https://…`).
+    pub(crate) what: String,
+    /// As [`Spawned::stop`].
+    pub(crate) stop: Box<dyn FnOnce() -> String + Send>,
 }
 
 /// Starts server processes on one dedicated thread that lives as long as palisade.
@@ -82,13 +105,41 @@ impl Spawner {
         Ok(Spawner { jobs })
     }
 
-    /// Starts one process of `backend`.
-    pub(crate) async fn spawn(&self, backend: Arc<dyn Backend>) -> io::Result<Spawned> {
+    /// Starts one process of `backend`, or for a remote server the bridge of one upstream session
+    /// (no process, no launcher thread).
+    pub(crate) async fn spawn(&self, backend: Arc<dyn Backend>) -> io::Result<Started> {
+        if let Some(remote) = backend.remote() {
+            let what = format!("remote {}", remote.url());
+            let opened = crate::remote::open(remote, backend);
+            return Ok(Started {
+                reader: Box::new(opened.reader),
+                writer: Box::new(opened.writer),
+                stderr: None,
+                what,
+                stop: opened.stop,
+            });
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send((backend, tx))
             .map_err(|_| io::Error::other("the launcher thread is gone"))?;
-        rx.await
-            .map_err(|_| io::Error::other("the launcher thread is gone"))?
+        let Spawned {
+            stdin,
+            stdout,
+            stderr,
+            pid,
+            stop,
+        } = rx
+            .await
+            .map_err(|_| io::Error::other("the launcher thread is gone"))??;
+        Ok(Started {
+            writer: Box::new(tokio::process::ChildStdin::from_std(stdin)?),
+            reader: Box::new(tokio::process::ChildStdout::from_std(stdout)?),
+            stderr: stderr
+                .map(tokio::process::ChildStderr::from_std)
+                .transpose()?,
+            what: format!("pid {pid}"),
+            stop,
+        })
     }
 }

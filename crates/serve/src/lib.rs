@@ -32,6 +32,7 @@ mod headers;
 mod http;
 mod ids;
 pub mod scope;
+mod remote;
 mod sse;
 mod tls;
 mod upstream;
@@ -40,6 +41,7 @@ pub use auth::jwt::OAuthConfig;
 pub use auth::tokens::{TokenError, TokenInfo, TokenStore};
 pub use backend::{Backend, Spawned};
 pub use config::{Config, Limits};
+pub use remote::Remote;
 pub use scope::{Principal, Scopes};
 
 use hyper_util::rt::{TokioIo, TokioTimer};

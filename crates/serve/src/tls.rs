@@ -115,6 +115,11 @@ impl HttpsClient {
         })
     }
 
+    /// The TLS connector (the remote-server client uses it with its own connections).
+    pub(crate) fn connector(&self) -> &tokio_rustls::TlsConnector {
+        &self.connector
+    }
+
     /// GETs `url` (https only) and parses the body as JSON.
     pub(crate) async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
         tokio::time::timeout(TIMEOUT, self.get_inner(url))

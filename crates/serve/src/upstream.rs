@@ -32,10 +32,10 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{Backend, Spawned, Spawner};
+use crate::backend::{Backend, Spawner, Started};
 use crate::headers;
 use crate::ids;
 use crate::scope::Principal;
@@ -138,21 +138,16 @@ impl Upstream {
         idle: Duration,
         on_end: Box<dyn FnOnce(Ended) + Send>,
     ) -> std::io::Result<mpsc::Sender<Cmd>> {
-        let spawned = spawner.spawn(backend.clone()).await?;
-        let Spawned {
-            stdin,
-            stdout,
+        let Started {
+            writer: stdin,
+            reader: stdout,
             stderr,
-            pid,
+            what,
             stop,
-        } = spawned;
-        let stdin = tokio::process::ChildStdin::from_std(stdin)?;
-        let stdout = tokio::process::ChildStdout::from_std(stdout)?;
-        backend.event(
-            Event::new(AuditKind::Spawn, backend.name()).detail(format!("pid {pid}: {label}")),
-        );
+        } = spawner.spawn(backend.clone()).await?;
+        backend
+            .event(Event::new(AuditKind::Spawn, backend.name()).detail(format!("{what}: {label}")));
         if let Some(err) = stderr {
-            let err = tokio::process::ChildStderr::from_std(err)?;
             let name = backend.name().to_owned();
             tokio::spawn(copy_stderr(name, err));
         }
@@ -198,7 +193,7 @@ impl Upstream {
     async fn run(
         mut self,
         mut cmds: mpsc::Receiver<Cmd>,
-        mut out: tokio::process::ChildStdout,
+        mut out: Box<dyn AsyncRead + Send + Unpin>,
         idle: Duration,
     ) -> (Ended, Upstream) {
         let max = self.pipeline.policy().limits.max_message_bytes;
@@ -781,7 +776,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Writes queued lines to the server; dropping the channel's last sender closes the server's stdin.
 async fn write_server(
-    mut stdin: tokio::process::ChildStdin,
+    mut stdin: Box<dyn AsyncWrite + Send + Unpin>,
     mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
     while let Some(line) = lines.recv().await {

@@ -1,15 +1,16 @@
 //! `palisade serve`: the Streamable HTTP gateway (see `palisade_serve` and docs/serve.md).
 //!
 //! This file is the wiring: which servers (`-- CMD` at `/mcp`, or every `[servers.NAME]` of `--policy`
-//! at `/mcp/NAME`), how each one starts (the one launch path, `launch::start`, as for `run`), where its
-//! pins and audit trail live, and the flags turned into a `palisade_serve::Config`. The gateway itself
-//! never starts a process or opens a file.
+//! at `/mcp/NAME`), how each one starts (the one launch path, `launch::start`, as for `run`; a remote
+//! server's endpoint and credentials resolved from the secret store), where its pins and audit trail
+//! live, and the flags turned into a `palisade_serve::Config`. The gateway itself never starts a process,
+//! opens a file or reads a secret.
 
 use anyhow::{Context, Result};
 use palisade_audit::{AuditLog, Event, ExclusiveFile};
 use palisade_guard::{Note, NoteKind, Pipeline, SessionState};
-use palisade_policy::PolicyFile;
-use palisade_serve::{Backend, Config, Limits, OAuthConfig, ServeError, Spawned};
+use palisade_policy::{PolicyFile, ServerRemote};
+use palisade_serve::{Backend, Config, Limits, OAuthConfig, Remote, ServeError, Spawned};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use crate::ExitStatus;
 use crate::cli::ServeArgs;
 use crate::dirs;
 use crate::pins::{PinStore, ServerPins};
-use crate::settings::{ConfigError, ServerSettings, server_settings};
+use crate::settings::{ConfigError, ServerSettings, served_server_settings, server_settings};
 
 /// How long a server gets to exit after its session ended.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -25,10 +26,22 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
     let servers = servers(args)?;
     let mut backends: Vec<(String, Arc<dyn Backend>)> = Vec::new();
-    for (path, s) in servers {
+    for (path, s, remote) in servers {
         for w in &s.warnings {
             eprintln!("palisade: warning: [{}] {w}", s.name);
         }
+        let remote = match remote {
+            Some(r) => {
+                let built = remote_upstream(&s.name, &r)?;
+                eprintln!(
+                    "palisade: [{}] remote server: {} (palisade is its HTTP client)",
+                    s.name,
+                    built.url()
+                );
+                Some(Arc::new(built))
+            }
+            None => None,
+        };
         let audit = if s.policy.audit.enabled {
             let file = match &s.policy.audit.path {
                 Some(p) => p.clone(),
@@ -53,6 +66,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
                 settings: s,
                 pipeline,
                 audit,
+                remote,
             }),
         ));
     }
@@ -91,11 +105,43 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
     }
 }
 
+/// A remote server's client: its credentials resolved from the secret store now (never printed; an
+/// error names the key and the reference kind, never a value), its URL checked.
+fn remote_upstream(name: &str, r: &ServerRemote) -> Result<Remote> {
+    let resolver = palisade_secrets::Resolver::from_env();
+    let resolve = |key: &str, value: &str| -> Result<String> {
+        let reference = palisade_secrets::Reference::parse(value)
+            .map_err(|e| ConfigError(format!("[servers.{name}] {key}: {e}")))?;
+        let secret = resolver.resolve(&reference).map_err(|e| {
+            ConfigError(format!(
+                "[servers.{name}] {key} ({} reference): {e}",
+                reference.kind()
+            ))
+        })?;
+        Ok(secret.expose_str().to_owned())
+    };
+    let mut headers = Vec::new();
+    if let Some(b) = &r.bearer {
+        headers.push((
+            "Authorization".to_owned(),
+            format!("Bearer {}", resolve("bearer", b)?),
+        ));
+    }
+    for (h, v) in &r.headers {
+        headers.push((h.clone(), resolve(&format!("headers.{h}"), v)?));
+    }
+    Remote::new(&r.url, headers, r.allow_private, r.ca_file.clone())
+        .map_err(|e| ConfigError(format!("[servers.{name}] {e}")).into())
+}
+
+/// A served server: its path, its settings and, for a remote server, its endpoint.
+type Served = (String, ServerSettings, Option<ServerRemote>);
+
 /// The servers to serve, with their paths.
-fn servers(args: &ServeArgs) -> Result<Vec<(String, ServerSettings)>> {
+fn servers(args: &ServeArgs) -> Result<Vec<Served>> {
     let a = &args.server;
     if !a.command.is_empty() {
-        return Ok(vec![("/mcp".into(), server_settings(a, None)?)]);
+        return Ok(vec![("/mcp".into(), server_settings(a, None)?, None)]);
     }
     let Some(policy) = &a.policy else {
         return Err(ConfigError(
@@ -111,13 +157,13 @@ fn servers(args: &ServeArgs) -> Result<Vec<(String, ServerSettings)>> {
         Some(n) => vec![n.clone()],
         None => file
             .server_names()
-            .filter(|n| file.server_command(n).is_some())
+            .filter(|n| file.server_command(n).is_some() || file.server_remote(n).is_some())
             .map(str::to_owned)
             .collect(),
     };
     if names.is_empty() {
         return Err(ConfigError(format!(
-            "{} names no server with a command; add [servers.NAME] with command = [...]",
+            "{} names no server with a command or url; add [servers.NAME] with command = [...] or url = \"https://…\"",
             policy.display()
         ))
         .into());
@@ -135,7 +181,13 @@ fn servers(args: &ServeArgs) -> Result<Vec<(String, ServerSettings)>> {
         }
         let mut one = a.clone();
         one.server = Some(name.clone());
-        out.push((format!("/mcp/{name}"), server_settings(&one, None)?));
+        let remote = file.server_remote(&name).cloned();
+        let settings = if remote.is_some() {
+            served_server_settings(&one)?
+        } else {
+            server_settings(&one, None)?
+        };
+        out.push((format!("/mcp/{name}"), settings, remote));
     }
     Ok(out)
 }
@@ -227,6 +279,8 @@ struct ServeBackend {
     pins: PinStore,
     audit: Option<Arc<Mutex<AuditLog<ExclusiveFile>>>>,
     durable: bool,
+    /// A remote server's client (no process is started for it).
+    remote: Option<Arc<Remote>>,
 }
 
 impl ServeBackend {
@@ -255,8 +309,18 @@ impl Backend for ServeBackend {
         self.pipeline.clone()
     }
 
+    fn remote(&self) -> Option<Arc<Remote>> {
+        self.remote.clone()
+    }
+
     fn spawn(&self) -> std::io::Result<Spawned> {
         let s = &self.settings;
+        if self.remote.is_some() || s.argv.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "`{}` is a remote server: there is no process to start",
+                s.name
+            )));
+        }
         let (mut launched, isolation) =
             crate::launch::start(s).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         let pid = launched.child.id();

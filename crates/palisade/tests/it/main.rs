@@ -23,5 +23,6 @@ mod scan;
 mod sdk_client;
 mod secret;
 mod serve;
+mod serve_remote;
 mod supply;
 mod wrap;
