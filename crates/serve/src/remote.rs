@@ -564,9 +564,23 @@ impl Bridge {
         }
         let res = match self.send(req).await {
             Ok(r) => r,
-            Err(e) => {
-                let text = self.transport_failed(&method, &e);
-                fail(error_codes::SERVER_UNAVAILABLE, &text);
+            Err(ConnectError::Refused(why)) => {
+                fail(
+                    error_codes::SERVER_UNAVAILABLE,
+                    &format!("palisade: refused to connect to the remote server: {why}"),
+                );
+                return;
+            }
+            Err(ConnectError::Failed(why)) => {
+                self.event(
+                    &method,
+                    "upstream-unreachable",
+                    format!("{}: {why}", self.remote.url()),
+                );
+                fail(
+                    error_codes::SERVER_UNAVAILABLE,
+                    &format!("palisade: the remote server could not be reached: {why}"),
+                );
                 return;
             }
         };
@@ -661,9 +675,18 @@ impl Bridge {
                     );
                 }
             }
-            Err(e) => {
-                let text = self.transport_failed(&method, &e);
-                fail(error_codes::SERVER_UNAVAILABLE, &text);
+            Err(why) => {
+                self.event(
+                    &method,
+                    "upstream-broken",
+                    format!("{}: {why}", self.remote.url()),
+                );
+                fail(
+                    error_codes::SERVER_UNAVAILABLE,
+                    &format!(
+                        "palisade: the connection to the remote server broke before its answer: {why}"
+                    ),
+                );
             }
         }
     }
@@ -672,24 +695,42 @@ impl Bridge {
     async fn send(
         &self,
         req: Request<Full<Bytes>>,
-    ) -> Result<(hyper::Response<hyper::body::Incoming>, Sender), String> {
-        let mut s = match self.shared.take() {
-            Some(s) => s,
-            None => self.remote.connect().await.map_err(|e| match e {
-                ConnectError::Refused(why) => {
-                    self.refused(&why);
-                    format!("palisade refused to connect to the remote server: {why}")
-                }
-                ConnectError::Failed(why) => why,
-            })?,
-        };
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Sender), ConnectError> {
+        let mut req = req;
+        // A pooled connection the upstream closed meanwhile gives the request back unsent: it goes out
+        // again on a new connection (never a request that may have reached the upstream).
+        if let Some(mut s) = self.shared.take()
+            && s.ready().await.is_ok()
+        {
+            match tokio::time::timeout(self.answer_timeout, s.try_send_request(req)).await {
+                Ok(Ok(res)) => return Ok((res, s)),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(ConnectError::Failed(e.into_error().to_string())),
+                },
+                Err(_) => return Err(self.no_answer()),
+            }
+        }
+        let mut s = self.remote.connect().await.inspect_err(|e| {
+            if let ConnectError::Refused(why) = e {
+                self.refused(why);
+            }
+        })?;
         let answer = tokio::time::timeout(self.answer_timeout, async {
-            s.ready().await.map_err(|e| e.to_string())?;
-            s.send_request(req).await.map_err(|e| e.to_string())
+            s.ready().await?;
+            s.send_request(req).await
         })
         .await
-        .map_err(|_| format!("no answer within {}s", self.answer_timeout.as_secs()))??;
+        .map_err(|_| self.no_answer())?
+        .map_err(|e| ConnectError::Failed(e.to_string()))?;
         Ok((answer, s))
+    }
+
+    fn no_answer(&self) -> ConnectError {
+        ConnectError::Failed(format!(
+            "no answer within {}s",
+            self.answer_timeout.as_secs()
+        ))
     }
 
     /// A JSON body: one message or an array of them.
@@ -893,18 +934,6 @@ impl Bridge {
             reason,
             format!("{} answered HTTP {}", self.remote.url(), status.as_u16()),
         );
-    }
-
-    /// Records a transport failure and returns the client's error text.
-    fn transport_failed(&self, method: &str, why: &str) -> String {
-        if !why.starts_with("palisade refused") {
-            self.event(
-                method,
-                "upstream-unreachable",
-                format!("{}: {why}", self.remote.url()),
-            );
-        }
-        format!("palisade: the remote server could not be reached: {why}")
     }
 }
 

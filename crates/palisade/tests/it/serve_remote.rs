@@ -184,12 +184,46 @@ fn serve_remote_answers_pending_requests_when_the_upstream_dies() {
     let t = token(&home, "yan", &["mcp:ev"]);
     let mut c = gw.client("/mcp/ev", Some(&t));
     c.initialize();
+    // Server-initiated messages: server-everything's simulated log arrives on its GET stream every 5 s,
+    // and palisade passes it on to the client's own GET stream.
+    let auth = format!("Bearer {t}");
+    let sid = c.session.clone().unwrap();
+    let (head, mut stream) = http::request_head(
+        gw.addr,
+        "GET",
+        "/mcp/ev",
+        &[
+            ("Accept", "text/event-stream"),
+            ("Authorization", &auth),
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+    );
+    assert_eq!(head.status, 200);
+    let r = c.call(
+        1,
+        "tools/call",
+        util::call("toggle-simulated-logging", json!({})),
+    );
+    assert!(r["result"].is_object(), "{r}");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("notifications/message") {
+        let n = std::io::Read::read(&mut stream, &mut buf).expect("the GET stream (30 s limit)");
+        assert!(
+            n > 0,
+            "the GET stream ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(stream);
     // A 20-second operation in flight when the upstream dies.
     let slow = {
         let c = c.clone();
         std::thread::spawn(move || {
             c.post(
-                &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":util::call(
+                &json!({"jsonrpc":"2.0","id":11,"method":"tools/call","params":util::call(
                 "trigger-long-running-operation", json!({"duration": 20, "steps": 20}))}),
             )
         })
@@ -204,7 +238,7 @@ fn serve_remote_answers_pending_requests_when_the_upstream_dies() {
     let r = slow.join().unwrap();
     assert_eq!(r.status, 200);
     let v = r.json();
-    assert_eq!(v["id"], 1, "{v}");
+    assert_eq!(v["id"], 11, "{v}");
     assert_eq!(v["error"]["code"], -32003, "{v}");
     assert!(v["result"].is_null(), "{v}");
     // While it is down: an error naming why, recorded.
