@@ -95,6 +95,9 @@ pub(crate) struct Gateway {
     /// Sessions open or starting, for `--max-sessions` (reserved before the server starts, so
     /// concurrent `initialize` requests cannot overshoot it).
     open: Arc<AtomicUsize>,
+    /// Sessions each client is starting (by principal key): counted with its open ones for
+    /// `--max-sessions-per-client`, so concurrent `initialize` requests cannot overshoot it either.
+    starting: Mutex<HashMap<String, usize>>,
     me: Weak<Gateway>,
 }
 
@@ -128,6 +131,7 @@ impl Gateway {
             next_key: AtomicU64::new(1),
             live: Arc::new(AtomicUsize::new(0)),
             open: Arc::new(AtomicUsize::new(0)),
+            starting: Mutex::new(HashMap::new()),
             me: me.clone(),
         })
     }
@@ -514,24 +518,42 @@ async fn new_session(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return r;
     }
-    let mine = gw
-        .sessions()
-        .values()
-        .filter(|s| s.owner == principal.key)
-        .count();
-    if mine >= gw.limits.max_sessions_per_client {
-        gw.open.fetch_sub(1, Ordering::SeqCst);
-        gw.refused(
-            Some(&route),
-            Some(&principal.name),
-            "too-many-sessions",
-            format!("client holds {mine} sessions (--max-sessions-per-client)"),
-        );
-        return refusal(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too Many Requests: this client holds too many sessions; end some with DELETE",
-        );
-    }
+    // Counted and reserved under the sessions lock: two `initialize` requests racing each other both
+    // see the other's reservation.
+    let reserved = {
+        let sessions = gw.sessions();
+        let mut starting = gw.starting.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = sessions
+            .values()
+            .filter(|s| s.owner == principal.key)
+            .count()
+            + starting.get(&principal.key).copied().unwrap_or(0);
+        if mine < gw.limits.max_sessions_per_client {
+            *starting.entry(principal.key.clone()).or_insert(0) += 1;
+            Ok(Reservation {
+                gw: gw.clone(),
+                key: principal.key.clone(),
+            })
+        } else {
+            Err(mine)
+        }
+    };
+    let reserved = match reserved {
+        Ok(r) => r,
+        Err(mine) => {
+            gw.open.fetch_sub(1, Ordering::SeqCst);
+            gw.refused(
+                Some(&route),
+                Some(&principal.name),
+                "too-many-sessions",
+                format!("client holds {mine} sessions (--max-sessions-per-client)"),
+            );
+            return refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests: this client holds too many sessions; end some with DELETE",
+            );
+        }
+    };
     let sid = random_token(32);
     let weak = gw.me.clone();
     let end_sid = sid.clone();
@@ -580,6 +602,8 @@ async fn new_session(
             route: ri,
         },
     );
+    // Counted as open now.
+    drop(reserved);
     let res = exchange(
         &gw,
         &tx,
@@ -598,6 +622,24 @@ async fn new_session(
         return res;
     }
     res
+}
+
+/// One session a client is starting, released when it is open (or failed to start).
+struct Reservation {
+    gw: Arc<Gateway>,
+    key: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut starting = self.gw.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = starting.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                starting.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Marks a JSON response that carries a JSON-RPC error (an `initialize` that failed).

@@ -561,6 +561,43 @@ fn serve_limits_sessions_and_client_request_rate() {
     );
 }
 
+/// Regression: the per-client session count was read before the server started and written after, so
+/// `initialize` requests racing each other all passed the check.
+#[test]
+fn serve_per_client_session_limit_holds_under_concurrent_initialize() {
+    let home = TestHome::new();
+    let gw = Gateway::start(
+        &home,
+        &[
+            "--no-auth",
+            "--max-sessions-per-client",
+            "2",
+            "--rate-limit",
+            "off",
+        ],
+        &echo(),
+    );
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let go = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let go = go.clone();
+                let c = gw.client("/mcp", None);
+                let init = &init;
+                s.spawn(move || {
+                    go.wait();
+                    c.post(init).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((ok, limited), (2, 6), "{statuses:?}\n{}", gw.stderr());
+}
+
 /// Regression: the sandbox helper dies with the *thread* that forked it (`PR_SET_PDEATHSIG`). Servers
 /// launched from a pool thread died when the pool retired that thread after 10 s idle.
 #[test]
