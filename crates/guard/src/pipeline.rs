@@ -256,7 +256,7 @@ impl Pipeline {
                         method: method.clone(),
                         tool: None,
                         started: now,
-                        deadline: None,
+                        deadline: times_out(method).then(|| now + self.policy.limits.call_timeout),
                         internal: false,
                         first_page,
                     },
@@ -714,7 +714,10 @@ impl Pipeline {
                 st.refresh_pending = false;
             }
             let secs = self.policy.limits.call_timeout.as_secs_f64();
-            let tool = f.tool.clone().unwrap_or_default();
+            let what = match &f.tool {
+                Some(tool) => format!("tool `{tool}`"),
+                None => format!("`{}`", f.method),
+            };
             out.to_server.push(
                 serde_json::to_vec(&json!({
                     "jsonrpc": "2.0",
@@ -728,7 +731,7 @@ impl Pipeline {
                 Some(&id),
                 error_codes::REQUEST_TIMEOUT,
                 &format!(
-                    "palisade: tool `{tool}` did not answer within {secs}s (limits.call_timeout); the server was asked to cancel it"
+                    "palisade: {what} did not answer within {secs}s (limits.call_timeout); the server was asked to cancel it"
                 ),
             ));
             }
@@ -915,3 +918,12 @@ pub fn denied_tool_result(id: &Id, reason: &DenyReason) -> Vec<u8> {
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
 mod tests;
+
+/// Whether a client request gets `limits.call_timeout` as its deadline. Every request does, so that a
+/// server that never answers cannot hold a client (or an HTTP connection of `palisade serve`) forever,
+/// except the ones that may last by design: `initialize` (which the spec forbids cancelling),
+/// `subscriptions/listen` (a 2026-07-28 stream that lives as long as the client wants it) and the
+/// `tasks/*` methods (`tasks/result` waits for a task that may run for hours).
+fn times_out(method: &str) -> bool {
+    !(method == "initialize" || method == "subscriptions/listen" || method.starts_with("tasks/"))
+}

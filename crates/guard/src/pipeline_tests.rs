@@ -468,6 +468,41 @@ fn a_timed_out_call_is_cancelled_at_the_server_and_reported_to_the_client() {
 }
 
 #[test]
+fn every_request_but_the_long_lived_ones_times_out_too() {
+    for era in ERAS {
+        let mut h = Harness::new(
+            policy_with(Overrides::default(), "[limits]\ncall_timeout = \"2s\"\n"),
+            era,
+        );
+        h.start(json!([echo_tool("Echo")]));
+        // A stream the client keeps open on purpose, and a task result that may take hours: no deadline.
+        h.request("subscriptions/listen", json!({}));
+        h.request("tasks/result", json!({"taskId": "t1"}));
+        assert_eq!(h.p.next_deadline(&h.st), None, "{era:?}");
+        // Any other request gets limits.call_timeout, like a tool call.
+        let id = h.request("resources/read", json!({"uri": "file:///never"}));
+        let deadline =
+            h.p.next_deadline(&h.st)
+                .expect("a deadline for resources/read");
+        assert_eq!(deadline, h.now + Duration::from_secs(2));
+        let out = h.p.expire(&mut h.st, deadline);
+        h.apply(&[], out, true);
+        let cancel = h.last_server();
+        assert_eq!(cancel["method"], "notifications/cancelled");
+        assert_eq!(cancel["params"]["requestId"], id);
+        let err = &h.last_client()["error"];
+        assert_eq!(err["code"], palisade_mcp::error_codes::REQUEST_TIMEOUT);
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("`resources/read`"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn limits_concurrent_calls_and_frees_a_slot_on_cancel() {
     let mut h = Harness::new(
         policy_with(Overrides::default(), "[limits]\nmax_concurrent_calls = 1\n"),
