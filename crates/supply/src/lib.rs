@@ -46,6 +46,7 @@ pub mod sri;
 pub mod store;
 pub mod typosquat;
 pub mod unpack;
+pub mod verified;
 pub mod version;
 
 pub use spec::{Ecosystem, Spec};

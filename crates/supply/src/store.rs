@@ -12,7 +12,8 @@
 //! An entry is built in place under a per-entry lock (a venv cannot be moved once built); its manifest
 //! is written last, and an entry without one is an unfinished install that the next install replaces.
 //! [`tree_digest`] hashes every file, link and executable bit under the entry (except the manifest);
-//! `palisade.lock` records it and `palisade run` recomputes it before every start. Files are made
+//! `palisade.lock` records it and `palisade run` recomputes it before every start ([`Store::verify`],
+//! reusing content hashes of files whose stamps did not change: [`crate::verified`]). Files are made
 //! read-only after install.
 //!
 //! # What installs run
@@ -134,6 +135,11 @@ impl Store {
         Ok(self.root.join(key))
     }
 
+    /// Where the verified-stamps cache of entry `key` lives (see [`crate::verified`]).
+    fn cache_path(&self, key: &str) -> PathBuf {
+        self.root.join(".verified").join(format!("{key}.json"))
+    }
+
     /// Reads an entry's manifest.
     pub fn manifest(&self, key: &str) -> Result<Manifest> {
         let p = self.entry_dir(key)?.join(MANIFEST);
@@ -156,7 +162,8 @@ impl Store {
                 dir.display()
             )));
         }
-        let actual = tree_digest(&dir)?;
+        let actual =
+            crate::verified::tree_digest_cached(&dir, &self.cache_path(key), expected_tree)?;
         if actual != expected_tree {
             return Err(Error::Integrity {
                 what: format!("the installed tree {}", dir.display()),
@@ -602,53 +609,129 @@ pub fn make_writable(dir: &Path) {
 /// files the executable bit and the sha256 of the content, for links the target. The store manifest at
 /// the top is left out (it records this digest). Write bits and times are not part of it.
 pub fn tree_digest(root: &Path) -> Result<String> {
+    walk_digest(root, &|_, _| None, &mut BTreeMap::new())
+}
+
+/// [`tree_digest`], taking a file's content hash from `known` when it returns one for the file's
+/// relative path and [`Stamp`], and recording every hashed-or-known file's stamp and hash in `seen`
+/// (files whose path is not UTF-8 are always hashed and never recorded).
+pub(crate) fn walk_digest(
+    root: &Path,
+    known: &dyn Fn(&str, &Stamp) -> Option<[u8; 32]>,
+    seen: &mut BTreeMap<String, Stamp>,
+) -> Result<String> {
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, openat, readlinkat, statat};
+    use std::os::unix::ffi::OsStrExt;
+    use std::rc::Rc;
+    // Directories are opened and their entries looked at relative to the open directory (no path is
+    // resolved from the root again), and only non-directories are stat'ed: the walk is most of the cost
+    // when content hashes come from the verified-stamps cache.
+    let io = |p: &Path, e: rustix::io::Errno| Error::io(p, e.into());
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut h = Sha256::new();
-    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+    let top = openat(CWD, root, dir_flags, Mode::empty()).map_err(|e| io(root, e))?;
+    // A subdirectory is opened when it is walked, from its parent's descriptor (shared by its pending
+    // siblings): open descriptors stay around the tree's depth, not its width.
+    type Pending = (PathBuf, Rc<std::os::fd::OwnedFd>, Option<std::ffi::CString>);
+    let mut stack: Vec<Pending> = vec![(PathBuf::new(), Rc::new(top), None)];
     let mut buf = vec![0u8; 256 * 1024];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        let mut names: Vec<std::ffi::OsString> = fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        let mut subdirs = Vec::new();
-        for n in names {
-            if rel.as_os_str().is_empty() && n == MANIFEST {
+    while let Some((rel, parent, name)) = stack.pop() {
+        let dir_path = root.join(&rel);
+        let fd = match name {
+            None => parent,
+            Some(n) => Rc::new(
+                openat(&*parent, &n, dir_flags, Mode::empty()).map_err(|e| io(&dir_path, e))?,
+            ),
+        };
+        let mut names: Vec<(std::ffi::CString, FileType)> = Vec::new();
+        let rd = rustix::fs::Dir::read_from(&*fd).map_err(|e| io(&dir_path, e))?;
+        for e in rd {
+            let e = e.map_err(|e| io(&dir_path, e))?;
+            let n = e.file_name();
+            if n.to_bytes() == b"." || n.to_bytes() == b".." {
                 continue;
             }
-            let r = rel.join(&n);
+            names.push((n.to_owned(), e.file_type()));
+        }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut subdirs = Vec::new();
+        for (n, d_type) in names {
+            let name = std::ffi::OsStr::from_bytes(n.to_bytes());
+            if rel.as_os_str().is_empty() && name == MANIFEST {
+                continue;
+            }
+            let r = rel.join(name);
             let p = root.join(&r);
-            let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
             let path_bytes = r.as_os_str().as_encoded_bytes();
             h.update((path_bytes.len() as u64).to_le_bytes());
             h.update(path_bytes);
-            if m.file_type().is_symlink() {
-                let t = fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
-                h.update(b"L");
-                h.update(t.as_os_str().as_encoded_bytes());
-                h.update([0]);
-            } else if m.is_dir() {
-                h.update(b"D");
-                subdirs.push(r);
-            } else if m.is_file() {
-                h.update(if m.permissions().mode() & 0o111 != 0 {
-                    b"X"
-                } else {
-                    b"F"
-                });
-                let mut fh = Sha256::new();
-                let mut file = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-                loop {
-                    let n = file.read(&mut buf).map_err(|e| Error::io(&p, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    fh.update(&buf[..n]);
-                }
-                h.update(fh.finalize());
+            let st = if d_type == FileType::Directory {
+                None
             } else {
-                h.update(b"S");
+                Some(statat(&*fd, &n, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io(&p, e))?)
+            };
+            let ft = st
+                .as_ref()
+                .map_or(FileType::Directory, |s| FileType::from_raw_mode(s.st_mode));
+            match ft {
+                FileType::Symlink => {
+                    let t = readlinkat(&*fd, &n, Vec::new()).map_err(|e| io(&p, e))?;
+                    h.update(b"L");
+                    h.update(t.as_bytes());
+                    h.update([0]);
+                }
+                FileType::Directory => {
+                    h.update(b"D");
+                    subdirs.push((r, fd.clone(), Some(n)));
+                }
+                FileType::RegularFile => {
+                    let st = st.expect("stat'ed: not a directory");
+                    let mode = st.st_mode as u32;
+                    h.update(if mode & 0o111 != 0 { b"X" } else { b"F" });
+                    let stamp = Stamp {
+                        dev: st.st_dev as u64,
+                        ino: st.st_ino as u64,
+                        size: st.st_size as u64,
+                        mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+                        ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+                        mode,
+                        sha256: String::new(),
+                    };
+                    let rel_str = r.to_str();
+                    let digest = match rel_str.and_then(|s| known(s, &stamp)) {
+                        Some(d) => d,
+                        None => {
+                            let f = openat(
+                                &*fd,
+                                &n,
+                                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                                Mode::empty(),
+                            )
+                            .map_err(|e| io(&p, e))?;
+                            let mut file = fs::File::from(f);
+                            let mut fh = Sha256::new();
+                            loop {
+                                let k = file.read(&mut buf).map_err(|e| Error::io(&p, e))?;
+                                if k == 0 {
+                                    break;
+                                }
+                                fh.update(&buf[..k]);
+                            }
+                            fh.finalize().into()
+                        }
+                    };
+                    h.update(digest);
+                    if let Some(s) = rel_str {
+                        seen.insert(
+                            s.to_owned(),
+                            Stamp {
+                                sha256: hex::encode(digest),
+                                ..stamp
+                            },
+                        );
+                    }
+                }
+                _ => h.update(b"S"),
             }
         }
         // Depth-first in sorted order: push in reverse so the first subdirectory is walked next.
@@ -657,6 +740,21 @@ pub fn tree_digest(root: &Path) -> Result<String> {
         }
     }
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// What a file looked like when its content was hashed: the inode's identity, size, times and mode. A
+/// write through the filesystem changes `ctime` (which no system call can set back), a replacement
+/// changes the inode, so an unchanged stamp means unchanged content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stamp {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i128,
+    pub(crate) ctime_ns: i128,
+    pub(crate) mode: u32,
+    /// The content's sha256 (hex).
+    pub(crate) sha256: String,
 }
 
 #[cfg(test)]
