@@ -10,9 +10,10 @@
 //! start. Never silently unsandboxed.
 
 use anyhow::{Result, bail};
+use palisade_audit::{Event, Kind};
 use palisade_policy::NetRules;
 use palisade_sandbox::spec::{Isolation, Mount, NetMode, SandboxSpec};
-use palisade_sandbox::{LaunchSpec, Launched, Launcher, Plain, Sandboxed, scrubbed_env};
+use palisade_sandbox::{CgroupDir, LaunchSpec, Launched, Launcher, Plain, Sandboxed, scrubbed_env};
 use std::path::PathBuf;
 
 use crate::settings::{ConfigError, ServerSettings};
@@ -54,6 +55,31 @@ fn start_with(s: &ServerSettings, egress: bool) -> Result<(Launched, String)> {
     let notes: String = launched.notes.iter().map(|n| format!("; {n}")).collect();
     let description = format!("{}{notes}", launcher.describe());
     Ok((launched, description))
+}
+
+/// Removes the sandbox's pids cgroup of an exited server (`run` and `serve` both end a server here).
+/// First it says whether the server met its process limit, since refused forks are otherwise silent: a
+/// line on stderr, and the `process-limit` error event returned for the caller's audit log.
+pub(crate) fn end_cgroup(
+    name: &str,
+    cgroup: Option<CgroupDir>,
+    applied: Option<&SandboxSpec>,
+) -> Option<Event> {
+    let c = cgroup?;
+    let event = c.limit_hits().filter(|&n| n > 0).map(|n| {
+        let max = applied
+            .and_then(|a| a.rlimits.processes)
+            .map_or_else(|| "its".to_owned(), |m| m.to_string());
+        let detail = format!(
+            "the server reached the sandbox's process limit ({max} processes); {n} fork(s) refused"
+        );
+        eprintln!("palisade: `{name}`: {detail}");
+        Event::new(Kind::Error, name)
+            .reason("process-limit")
+            .detail(detail)
+    });
+    let _ = c.remove();
+    event
 }
 
 /// The sandbox launcher this machine supports, or a refusal that says why and what to do.

@@ -116,26 +116,11 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
             Err(e) => break Err(e),
         }
     };
-    // The sandbox's pids cgroup is empty once the helper is reaped. Say whether the server met its
-    // process limit first: refused forks are otherwise silent.
-    if let Some(c) = launched.cgroup.take() {
-        if let Some(n) = c.limit_hits().filter(|&n| n > 0) {
-            let max = launched
-                .applied
-                .as_ref()
-                .and_then(|a| a.rlimits.processes)
-                .map_or_else(|| "its".to_owned(), |m| m.to_string());
-            let detail = format!(
-                "the server reached the sandbox's process limit ({max} processes); {n} fork(s) refused"
-            );
-            eprintln!("palisade: `{}`: {detail}", s.name);
-            proxy.append(
-                Event::new(Kind::Error, &s.name)
-                    .reason("process-limit")
-                    .detail(detail),
-            );
-        }
-        let _ = c.remove();
+    // The sandbox's pids cgroup is empty once the helper is reaped.
+    if let Some(ev) =
+        crate::launch::end_cgroup(&s.name, launched.cgroup.take(), launched.applied.as_ref())
+    {
+        proxy.append(ev);
     }
     let why = match &status {
         Ok(st) => exit_reason(st, launched.applied.as_ref().map(|a| &a.rlimits)),

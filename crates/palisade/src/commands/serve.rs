@@ -272,6 +272,17 @@ fn parse_rate(v: &str) -> Result<Option<(u32, Duration)>> {
     Ok(Some((n, per)))
 }
 
+/// Appends an event about something that already happened (a connection through the egress proxy, the
+/// server meeting its process limit) to a served server's audit log. A write failure is reported, not
+/// fatal, even for a durable log: nothing waits on this record to be released.
+fn append_reported(audit: Option<&Arc<Mutex<AuditLog<ExclusiveFile>>>>, ev: Event) {
+    let Some(log) = audit else { return };
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = log.append(ev) {
+        eprintln!("palisade: warning: audit log write failed: {e}");
+    }
+}
+
 /// One served server: the binary's side of the gateway.
 struct ServeBackend {
     settings: ServerSettings,
@@ -333,14 +344,7 @@ impl Backend for ServeBackend {
         let egress = match launched.egress.take() {
             Some(listener) => {
                 let audit = self.audit.clone();
-                let sink = move |ev: Event| {
-                    if let Some(log) = &audit {
-                        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Err(e) = log.append(ev) {
-                            eprintln!("palisade: warning: audit log write failed: {e}");
-                        }
-                    }
-                };
+                let sink = move |ev: Event| append_reported(audit.as_ref(), ev);
                 Some(crate::egress::Egress::start(
                     &s.name,
                     listener,
@@ -362,6 +366,8 @@ impl Backend for ServeBackend {
                 ));
             }
         };
+        let audit = self.audit.clone();
+        let name = s.name.clone();
         let stop = Box::new(move || {
             let mut child = launched.child;
             let deadline = Instant::now() + EXIT_GRACE;
@@ -386,8 +392,10 @@ impl Backend for ServeBackend {
             if let Some(e) = egress {
                 e.stop();
             }
-            if let Some(c) = launched.cgroup.take() {
-                let _ = c.remove();
+            if let Some(ev) =
+                crate::launch::end_cgroup(&name, launched.cgroup.take(), launched.applied.as_ref())
+            {
+                append_reported(audit.as_ref(), ev);
             }
             // Dropping the watchdog's pipe makes it stop whatever is left of the server's group.
             drop(launched.watchdog);

@@ -614,3 +614,42 @@ fn serve_session_outlives_the_thread_that_launched_its_server() {
     );
     assert_eq!(util::call_text(&r), "alive", "{r}\n{}", gw.stderr());
 }
+
+/// As in `run`: a served server that meets the sandbox's process limit (a pids cgroup, as root) is named on
+/// stderr and in its own audit log when its session ends, before the server's exit is recorded.
+#[test]
+fn serve_reports_a_server_that_met_its_process_limit() {
+    let home = TestHome::new();
+    let hostile = util::hostile_server();
+    let name = hostile.file_name().unwrap().to_str().unwrap().to_owned();
+    let gw = Gateway::start(&home, &["--no-auth"], &[hostile.to_str().unwrap()]);
+    let mut c = gw.client("/mcp", None);
+    c.initialize();
+    // Past the default limit of 256 processes: some forks are refused.
+    let r = c.call(
+        1,
+        "tools/call",
+        json!({"name": "fork_bomb", "arguments": {"max": 400}}),
+    );
+    let report: Value = serde_json::from_str(util::call_text(&r)).expect("a probe report");
+    assert_eq!(report["escaped"], false, "{report}");
+    let sid = c.session.clone().expect("a session id");
+    let del = request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None);
+    assert_eq!(del.status, 200, "{}", del.text());
+    let events = util::wait_for(
+        std::time::Duration::from_secs(15),
+        "the server's exit in the audit log",
+        || {
+            let ev = util::audit_events(&home, &name);
+            ev.iter().any(|e| e["kind"] == "exit").then_some(ev)
+        },
+        || util::dump(&util::audit_log(&home, &name)),
+    );
+    let limit = events
+        .iter()
+        .position(|e| e["kind"] == "error" && e["reason"] == "process-limit");
+    let exit = events.iter().position(|e| e["kind"] == "exit");
+    assert!(limit.is_some() && limit < exit, "{events:#?}");
+    let err = gw.stderr();
+    assert!(err.contains("reached the sandbox's process limit"), "{err}");
+}
