@@ -58,8 +58,13 @@ impl Sandboxed {
                 handoff: h.socket().to_path_buf(),
             };
         }
-        plan(&input).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+        plan_io(&input)
     }
+}
+
+/// [`plan`] for a launcher: a spec the planner refuses is invalid input to the launch.
+fn plan_io(input: &PlanInput) -> io::Result<SandboxSpec> {
+    plan(input).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// How many threads this user runs now: `RLIMIT_NPROC` counts threads, and tier 2's limit comes on top.
@@ -152,8 +157,7 @@ impl Launcher for Sandboxed {
                 };
                 host_egress = Some(l);
             }
-            let planned =
-                plan(&input).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let planned = plan_io(&input)?;
             let dir = super::scratch::ScratchDir::new().map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create the sandbox's HOME: {e}"))
             })?;
