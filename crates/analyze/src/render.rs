@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use palisade_scan::report::{Severity, counts, sarif};
+use palisade_scan::report::{finding_json, sarif, severity_counts};
 use serde_json::{Value, json};
 
 use crate::code::Report;
@@ -29,20 +29,11 @@ pub fn json(r: &Report) -> Value {
         .findings
         .iter()
         .map(|f| {
-            let loc = f.location.as_ref();
-            json!({
-                "rule": f.rule,
-                "severity": f.severity.as_str(),
-                "message": f.message,
-                "fix": f.fix,
-                "path": loc.map(|l| r.relative(&l.path).into_owned()),
-                "line": loc.map(|l| l.start.line),
-                "column": loc.map(|l| l.start.column),
-                "end_line": loc.map(|l| l.end.line),
-                "end_column": loc.map(|l| l.end.column),
-                "evidence": f.evidence,
-                "fingerprint": f.fingerprint(),
-            })
+            let path = f
+                .location
+                .as_ref()
+                .map(|l| r.relative(&l.path).into_owned());
+            finding_json(f, path)
         })
         .collect();
     let s = &r.stats;
@@ -99,13 +90,7 @@ pub fn text(r: &Report) -> String {
     for (rule, n) in &r.suppressed {
         let _ = writeln!(out, "… and {n} more `{rule}` finding(s) not shown");
     }
-    let c = counts(&r.findings);
-    let by: Vec<String> = Severity::ALL
-        .iter()
-        .rev()
-        .filter(|s| c[**s as usize] > 0)
-        .map(|s| format!("{} {}", c[*s as usize], s.as_str()))
-        .collect();
+    let by = severity_counts(&r.findings);
     let _ = writeln!(
         out,
         "{} file(s), {} bytes analyzed; {} finding(s){}; score {}/100, {}",
@@ -115,7 +100,7 @@ pub fn text(r: &Report) -> String {
         if by.is_empty() {
             String::new()
         } else {
-            format!(" ({})", by.join(", "))
+            format!(" ({by})")
         },
         r.score,
         r.verdict().as_str()

@@ -10,20 +10,8 @@
 //! rule's default when context changes the risk (a `fetch` of a constant `https://` URL is info, a raw
 //! socket to an IP literal is medium); the default is the common case.
 
-use palisade_scan::report::{RuleMeta, Severity};
-
-macro_rules! rule {
-    ($name:ident, $id:literal, $sev:ident, $title:literal, $why:literal, $fix:literal) => {
-        #[doc = $title]
-        pub const $name: RuleMeta = RuleMeta {
-            id: $id,
-            severity: Severity::$sev,
-            title: $title,
-            why: $why,
-            fix: $fix,
-        };
-    };
-}
+use palisade_scan::report::RuleMeta;
+use palisade_scan::rule;
 
 // ---- static red flags in source -------------------------------------------------------------------
 

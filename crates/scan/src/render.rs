@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 
 use crate::config::ConfigFile;
 use crate::launch::Launch;
-use crate::report::{Finding, Severity, counts};
+use crate::report::{Finding, Severity, counts, severity_counts};
 use crate::{Report, secrets};
 
 /// `path` with the home replaced by `~`.
@@ -118,22 +118,11 @@ fn config_json(c: &ConfigFile) -> Value {
 }
 
 fn finding_json(f: &Finding) -> Value {
-    let loc = f.location.as_ref();
-    json!({
-        "rule": f.rule,
-        "severity": f.severity.as_str(),
-        "message": f.message,
-        "fix": f.fix,
-        "client": f.client,
-        "server": f.server,
-        "path": loc.map(|l| l.path.display().to_string()),
-        "line": loc.map(|l| l.start.line),
-        "column": loc.map(|l| l.start.column),
-        "end_line": loc.map(|l| l.end.line),
-        "end_column": loc.map(|l| l.end.column),
-        "evidence": f.evidence,
-        "fingerprint": f.fingerprint(),
-    })
+    let path = f.location.as_ref().map(|l| l.path.display().to_string());
+    let mut v = crate::report::finding_json(f, path);
+    v["client"] = json!(f.client);
+    v["server"] = json!(f.server);
+    v
 }
 
 /// The JSON document (see the [module docs](self)).
@@ -154,7 +143,8 @@ pub struct Style {
 }
 
 impl Style {
-    fn paint(self, code: &str, s: &str) -> String {
+    /// `s` in the ANSI style `code` (`"1"` bold, `"2"` dim, `"32"` green…), or as it is without color.
+    pub fn paint(self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
@@ -162,7 +152,8 @@ impl Style {
         }
     }
 
-    fn severity(self, sev: Severity) -> String {
+    /// The severity's name padded to a column of 8, in its color (critical bold red … info dim).
+    pub fn severity(self, sev: Severity) -> String {
         let code = match sev {
             Severity::Critical => "1;31",
             Severity::High => "31",
@@ -239,13 +230,7 @@ pub fn text(r: &Report, style: Style) -> String {
         }
         out.push('\n');
     }
-    let c = counts(&r.findings);
-    let by: Vec<String> = Severity::ALL
-        .iter()
-        .rev()
-        .filter(|s| c[**s as usize] > 0)
-        .map(|s| format!("{} {}", c[*s as usize], s.as_str()))
-        .collect();
+    let by = severity_counts(&r.findings);
     let _ = writeln!(
         out,
         "{} finding{} in {} config{} ({} server{}){}",
@@ -258,7 +243,7 @@ pub fn text(r: &Report, style: Style) -> String {
         if by.is_empty() {
             String::new()
         } else {
-            format!(": {}", by.join(", "))
+            format!(": {by}")
         }
     );
     out

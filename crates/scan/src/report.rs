@@ -101,6 +101,23 @@ pub struct RuleMeta {
     pub fix: &'static str,
 }
 
+/// Declares a rule of a registry: `rule!(NAME, "id", Severity, "title", "why", "fix")` is a
+/// `pub const NAME: RuleMeta` documented by its title. Every checker's registry is a list of these, so an
+/// entry reads the same in each.
+#[macro_export]
+macro_rules! rule {
+    ($name:ident, $id:literal, $sev:ident, $title:literal, $why:literal, $fix:literal) => {
+        #[doc = $title]
+        pub const $name: $crate::report::RuleMeta = $crate::report::RuleMeta {
+            id: $id,
+            severity: $crate::report::Severity::$sev,
+            title: $title,
+            why: $why,
+            fix: $fix,
+        };
+    };
+}
+
 /// Where a finding points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -169,6 +186,40 @@ pub fn counts(findings: &[Finding]) -> [usize; 5] {
         c[f.severity as usize] += 1;
     }
     c
+}
+
+/// The findings counted by severity, worst first, for a report's summary line: `"1 critical, 2 low"`;
+/// empty when there are none.
+pub fn severity_counts(findings: &[Finding]) -> String {
+    let c = counts(findings);
+    let by: Vec<String> = Severity::ALL
+        .iter()
+        .rev()
+        .filter(|s| c[**s as usize] > 0)
+        .map(|s| format!("{} {}", c[*s as usize], s.as_str()))
+        .collect();
+    by.join(", ")
+}
+
+/// The JSON object of a finding with the fields every palisade report gives one (`rule`, `severity`,
+/// `message`, `fix`, `path`, `line`, `column`, `end_line`, `end_column`, `evidence`, `fingerprint`);
+/// `path` is the location's path as the report shows it (absolute, or relative to a package's root). A
+/// report adds its own fields to it (`client`, `server`).
+pub fn finding_json(f: &Finding, path: Option<String>) -> serde_json::Value {
+    let loc = f.location.as_ref();
+    serde_json::json!({
+        "rule": f.rule,
+        "severity": f.severity.as_str(),
+        "message": f.message,
+        "fix": f.fix,
+        "path": path,
+        "line": loc.map(|l| l.start.line),
+        "column": loc.map(|l| l.start.column),
+        "end_line": loc.map(|l| l.end.line),
+        "end_column": loc.map(|l| l.end.column),
+        "evidence": f.evidence,
+        "fingerprint": f.fingerprint(),
+    })
 }
 
 /// Whether any finding is at or above `threshold` (`--fail-on`).
@@ -390,5 +441,23 @@ mod tests {
         };
         assert_eq!(f(1, "env:A").fingerprint(), f(9, "env:A").fingerprint());
         assert_ne!(f(1, "env:A").fingerprint(), f(1, "env:B").fingerprint());
+    }
+
+    #[test]
+    fn severity_counts_go_worst_first_and_leave_out_empty_levels() {
+        let f = |severity| Finding {
+            rule: "r",
+            severity,
+            message: String::new(),
+            fix: String::new(),
+            location: None,
+            client: None,
+            server: None,
+            evidence: None,
+            key: String::new(),
+        };
+        assert_eq!(severity_counts(&[]), "");
+        let found = [f(Severity::Low), f(Severity::Critical), f(Severity::Low)];
+        assert_eq!(severity_counts(&found), "1 critical, 2 low");
     }
 }
