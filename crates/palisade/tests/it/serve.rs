@@ -4,7 +4,7 @@
 #[path = "serve_conformance.rs"]
 mod conformance;
 #[path = "serve_http.rs"]
-mod http;
+pub(crate) mod http;
 #[path = "serve_oauth.rs"]
 mod oauth;
 
@@ -77,7 +77,7 @@ fn serve_session_lifecycle_json_sse_get_delete_and_404_after() {
         404
     );
 
-    let del = request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None);
+    let del = c.delete();
     assert_eq!(del.status, 200, "{}", del.text());
     let after = c.post(&json!({"jsonrpc":"2.0","id":4,"method":"ping"}));
     assert_eq!(after.status, 404, "{}", after.text());
@@ -111,7 +111,7 @@ fn serve_session_lifecycle_json_sse_get_delete_and_404_after() {
 fn serve_refuses_foreign_hosts_and_origins_before_anything_else() {
     let home = TestHome::new();
     let gw = Gateway::start(&home, &["--no-auth"], &echo());
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let init = http::initialize_request();
     let mut c = gw.client("/mcp", None);
     c.host = "evil.example:80".into();
     let r = c.post(&init);
@@ -170,7 +170,7 @@ fn serve_checks_protocol_version_body_size_and_framing() {
 fn serve_requires_a_token_and_enforces_its_scopes() {
     let home = TestHome::new();
     let gw = Gateway::start(&home, &[], &echo());
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let init = http::initialize_request();
 
     // No token: 401 pointing at the protected-resource metadata.
     let r = gw.client("/mcp", None).post(&init);
@@ -378,7 +378,9 @@ fn serve_policy_serves_each_server_at_its_path_with_its_own_rules() {
     assert_eq!(util::call_text(&r), "a");
 
     // The token reaches alpha only.
-    let r = gw.client("/mcp/beta", Some(&t)).post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    let r = gw
+        .client("/mcp/beta", Some(&t))
+        .post(&http::initialize_request());
     assert_eq!(r.status, 403, "{}", r.text());
 
     // beta's own policy hides and refuses its echo tool.
@@ -516,7 +518,7 @@ fn serve_limits_sessions_and_client_request_rate() {
     );
     let mut a = gw.client("/mcp", None);
     a.initialize();
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let init = http::initialize_request();
     let r = gw.client("/mcp", None).post(&init);
     assert_eq!(
         r.status,
@@ -525,11 +527,7 @@ fn serve_limits_sessions_and_client_request_rate() {
         r.text()
     );
     assert!(r.header("retry-after").is_some());
-    let sid = a.session.clone().unwrap();
-    assert_eq!(
-        request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None).status,
-        200
-    );
+    assert_eq!(a.delete().status, 200);
     // The slot frees once the session's server has stopped.
     let mut b = gw.client("/mcp", None);
     let r = util::wait_for(
@@ -577,7 +575,7 @@ fn serve_per_client_session_limit_holds_under_concurrent_initialize() {
         ],
         &echo(),
     );
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let init = http::initialize_request();
     let go = std::sync::Arc::new(std::sync::Barrier::new(8));
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
@@ -633,8 +631,7 @@ fn serve_reports_a_server_that_met_its_process_limit() {
     );
     let report: Value = serde_json::from_str(util::call_text(&r)).expect("a probe report");
     assert_eq!(report["escaped"], false, "{report}");
-    let sid = c.session.clone().expect("a session id");
-    let del = request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None);
+    let del = c.delete();
     assert_eq!(del.status, 200, "{}", del.text());
     let events = util::wait_for(
         std::time::Duration::from_secs(15),

@@ -7,7 +7,8 @@ use palisade_testkit::xdg::TestHome;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,82 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback HTTPS peer written in Python (an OAuth issuer, a remote MCP server that records what reaches
+/// it), with a certificate for `names` made at test time; killed on drop. `handler` is Python that defines
+/// `Handler`, an `http.server` request handler class, and may read `sys.argv[1]` (`arg`); the stand-in
+/// serves it with TLS on an ephemeral port.
+pub(crate) struct HttpsStandIn {
+    child: Child,
+    pub(crate) port: u16,
+    /// The stand-in's certificate: the CA a client must trust to reach it.
+    pub(crate) ca: PathBuf,
+}
+
+impl HttpsStandIn {
+    /// Starts it, its certificate and key written to `dir`; waits until it listens. `stderr`: where its
+    /// request log and Python's errors go ([`HttpsStandIn::stderr`] when piped).
+    pub(crate) fn start(
+        dir: &Path,
+        names: &[&str],
+        handler: &str,
+        arg: &Path,
+        stderr: Stdio,
+    ) -> HttpsStandIn {
+        let ck = rcgen::generate_simple_self_signed(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let (ca, key) = (dir.join("stand-in-cert.pem"), dir.join("stand-in-key.pem"));
+        std::fs::write(&ca, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let script = format!(
+            "import http.server, ssl, sys\n{handler}\n\
+             srv = http.server.ThreadingHTTPServer((\"127.0.0.1\", 0), Handler)\n\
+             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n\
+             srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+             print(srv.server_address[1], flush=True)\n\
+             srv.serve_forever()\n"
+        );
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(arg)
+            .arg(&ca)
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("python3 for the HTTPS stand-in");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Ok(port) = line.trim().parse() else {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("the HTTPS stand-in did not start: {line:?}\n{err}");
+        };
+        HttpsStandIn { child, port, ca }
+    }
+
+    /// The stand-in's piped stderr (its request log, Python's errors); once.
+    pub(crate) fn stderr(&mut self) -> ChildStderr {
+        self.child.stderr.take().expect("stderr, once")
+    }
+}
+
+impl Drop for HttpsStandIn {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -273,6 +350,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A 2025-11-25 `initialize` request (id 0), for tests that send it themselves.
+pub(crate) fn initialize_request() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "palisade-test", "version": "1"}}
+    })
+}
+
 /// An MCP client over HTTP (2025-11-25 sessions, or 2026-07-28 stateless requests).
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
@@ -289,6 +375,17 @@ impl Client {
     pub(crate) fn post_with(&self, body: &Value, extra: &[(&str, &str)]) -> Reply {
         let bytes = serde_json::to_vec(body).unwrap();
         self.post_raw(&bytes, extra)
+    }
+
+    /// `DELETE`s the client's session (the client ends it).
+    pub(crate) fn delete(&self) -> Reply {
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let sid = self.session.as_deref().expect("a session to delete");
+        let mut h = vec![("Host", self.host.as_str()), ("Mcp-Session-Id", sid)];
+        if let Some(a) = &auth {
+            h.push(("Authorization", a));
+        }
+        request(self.addr, "DELETE", &self.path, &h, None)
     }
 
     pub(crate) fn post_raw(&self, bytes: &[u8], extra: &[(&str, &str)]) -> Reply {
@@ -317,11 +414,7 @@ impl Client {
 
     /// `initialize` + `notifications/initialized`; keeps the session id. Panics unless both succeed.
     pub(crate) fn initialize(&mut self) -> Value {
-        let r = self.post(&json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "palisade-test", "version": "1"}}
-        }));
+        let r = self.post(&initialize_request());
         assert_eq!(r.status, 200, "initialize: {}", r.text());
         let sid = r
             .header("mcp-session-id")

@@ -9,10 +9,10 @@ use palisade_testkit::TempDir;
 use palisade_testkit::xdg::TestHome;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::http::Gateway;
+use super::http::{Gateway, HttpsStandIn};
 use crate::util;
 
 const ECHO: &str = "palisade-echo-server";
@@ -41,53 +41,28 @@ fn key(kid: &str) -> Key {
 
 /// A loopback HTTPS issuer: metadata at /.well-known/oauth-authorization-server, keys at /jwks.json.
 struct Issuer {
-    child: Child,
+    // Before `dir`: the server stops before its files go.
+    https: HttpsStandIn,
     dir: TempDir,
     url: String,
-    ca: std::path::PathBuf,
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Issuer {
     fn start(keys: &[&Key]) -> Issuer {
         let dir = TempDir::new("oauth-issuer");
-        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        let ca = dir.join("cert.pem");
-        std::fs::write(&ca, ck.cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
         let root = dir.join("www");
         std::fs::create_dir_all(root.join(".well-known")).unwrap();
-        let script = r#"
-import http.server, ssl, sys, os
-os.chdir(sys.argv[1])
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-"#;
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&root)
-            .arg(&ca)
-            .arg(dir.join("key.pem"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 for the loopback issuer");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().expect("the issuer's port");
+        let handler =
+            "import os\nos.chdir(sys.argv[1])\nHandler = http.server.SimpleHTTPRequestHandler";
+        let mut https =
+            HttpsStandIn::start(dir.path(), &["127.0.0.1"], handler, &root, Stdio::piped());
+        let port = https.port;
         let url = format!("https://127.0.0.1:{port}");
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         {
             let log = log.clone();
-            let err = child.stderr.take().unwrap();
+            let err = https.stderr();
             std::thread::spawn(move || {
                 for l in BufReader::new(err).lines().map_while(Result::ok) {
                     log.lock().unwrap().push_str(&(l + "\n"));
@@ -101,10 +76,9 @@ srv.serve_forever()
         )
         .unwrap();
         let issuer = Issuer {
-            child,
+            https,
             dir,
             url,
-            ca,
             log,
         };
         issuer.publish(keys);
@@ -121,13 +95,6 @@ srv.serve_forever()
 
     fn jwks_fetches(&self) -> usize {
         self.log.lock().unwrap().matches("GET /jwks.json").count()
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -150,10 +117,9 @@ fn sign(k: &Key, claims: &Value) -> String {
 }
 
 fn init_status(gw: &Gateway, token: &str) -> (u16, String, String) {
-    let r = gw.client("/mcp", Some(token)).post(&json!({
-        "jsonrpc":"2.0","id":0,"method":"initialize",
-        "params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}
-    }));
+    let r = gw
+        .client("/mcp", Some(token))
+        .post(&super::http::initialize_request());
     (
         r.status,
         r.header("www-authenticate").unwrap_or("").to_owned(),
@@ -167,7 +133,7 @@ fn oauth_tokens_are_checked_for_signature_alg_kid_audience_issuer_time_and_scope
     let k2 = key("k2");
     let issuer = Issuer::start(&[&k1]);
     let home = TestHome::new();
-    let ca = issuer.ca.to_str().unwrap().to_owned();
+    let ca = issuer.https.ca.to_str().unwrap().to_owned();
     let gw = Gateway::start(
         &home,
         &[

@@ -6,18 +6,12 @@
 use palisade_testkit::xdg::TestHome;
 use palisade_testkit::{TempDir, peers};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-// The gateway client helpers of `serve.rs`, which keeps its copy private.
-#[allow(clippy::duplicate_mod)]
-#[path = "serve_http.rs"]
-mod http;
-
+use crate::serve::http::{self, Gateway, HttpsStandIn};
 use crate::util;
-use http::{Gateway, request};
 
 /// A port that was free a moment ago (server-everything takes its port from `PORT`).
 fn free_port() -> u16 {
@@ -137,17 +131,7 @@ fn serve_remote_fronts_server_everything_over_http_with_scopes_and_guards() {
     assert_eq!(util::call_text(&r.json()), "Echo: again");
 
     // The client sees palisade's session id, never the upstream's.
-    let sid = c.session.clone().unwrap();
-    let del = request(
-        gw.addr,
-        "DELETE",
-        "/mcp/ev",
-        &[
-            ("Mcp-Session-Id", &sid),
-            ("Authorization", &format!("Bearer {t}")),
-        ],
-        None,
-    );
+    let del = c.delete();
     assert_eq!(del.status, 200, "{}", del.text());
     let exit = util::wait_event(&util::audit_log(&home, "ev"), "the session's exit", |e| {
         e["kind"] == "exit"
@@ -280,8 +264,8 @@ fn serve_remote_ends_the_session_when_the_upstream_session_is_gone() {
         &dir,
         &format!(
             "version = 1\n[servers.rec]\nurl = \"https://127.0.0.1:{}/mcp\"\nca_file = {:?}\n",
-            up.port,
-            up.ca.to_str().unwrap()
+            up.https.port,
+            up.https.ca.to_str().unwrap()
         ),
     );
     let gw = serve(&home, &p);
@@ -331,10 +315,10 @@ fn serve_remote_ends_the_session_when_the_upstream_session_is_gone() {
 /// headers (one JSON line each). `tools/call` of `locked` answers 401; after a `tools/call` of `forget`,
 /// every request with a session id answers 404 (the session ended upstream).
 const RECORDER: &str = r#"
-import http.server, ssl, sys, json
+import json
 log = open(sys.argv[1], "a", buffering=1)
 forgotten = []
-class H(http.server.BaseHTTPRequestHandler):
+class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def record(self, body):
         log.write(json.dumps({"verb": self.command, "path": self.path, "headers": [[k, v] for k, v in self.headers.items()], "body": body}) + "\n")
@@ -377,65 +361,23 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send(200, {"jsonrpc": "2.0", "id": i, "result": {}})
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
 "#;
 
 struct Recorder {
-    child: Child,
-    port: u16,
+    https: HttpsStandIn,
     log: std::path::PathBuf,
-    ca: std::path::PathBuf,
 }
 
 impl Recorder {
     /// Serves HTTPS on loopback with a certificate for `names`.
     fn start(dir: &TempDir, names: &[&str]) -> Recorder {
-        let ck = rcgen::generate_simple_self_signed(
-            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-        )
-        .unwrap();
-        let ca = dir.join("upstream-cert.pem");
-        std::fs::write(&ca, ck.cert.pem()).unwrap();
-        std::fs::write(dir.join("upstream-key.pem"), ck.signing_key.serialize_pem()).unwrap();
         let log = dir.join("recorded.jsonl");
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(RECORDER)
-            .arg(&log)
-            .arg(&ca)
-            .arg(dir.join("upstream-key.pem"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 for the recording stand-in");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the stand-in's port");
-        Recorder {
-            child,
-            port,
-            log,
-            ca,
-        }
+        let https = HttpsStandIn::start(dir.path(), names, RECORDER, &log, Stdio::inherit());
+        Recorder { https, log }
     }
 
     fn requests(&self) -> Vec<Value> {
         util::events(&self.log)
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -460,8 +402,8 @@ fn serve_remote_sends_the_configured_credentials_and_never_the_clients() {
              bearer = \"env:UPSTREAM_TOKEN\"\n\
              headers = {{ X-Team = \"platform\" }}\n\
              ca_file = {:?}\n",
-            up.port,
-            up.ca.to_str().unwrap()
+            up.https.port,
+            up.https.ca.to_str().unwrap()
         ),
     );
     let secret = "upstream-secret-7f3a9c";
@@ -473,7 +415,7 @@ fn serve_remote_sends_the_configured_credentials_and_never_the_clients() {
     let cookie = ("Cookie", "sid=client-cookie-value");
     // initialize with a cookie and a forwarded-for header of the client's own.
     let init = cl.post_with(
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+        &http::initialize_request(),
         &[cookie, ("X-Forwarded-For", "203.0.113.9")],
     );
     assert_eq!(init.status, 200, "{}", init.text());
@@ -502,16 +444,7 @@ fn serve_remote_sends_the_configured_credentials_and_never_the_clients() {
             .contains("refused palisade's credentials (HTTP 401)"),
         "{v}"
     );
-    let del = request(
-        gw.addr,
-        "DELETE",
-        "/mcp/rec",
-        &[
-            ("Mcp-Session-Id", &sid),
-            ("Authorization", &format!("Bearer {t}")),
-        ],
-        None,
-    );
+    let del = cl.delete();
     assert_eq!(del.status, 200);
     util::wait_for(
         Duration::from_secs(10),
@@ -668,14 +601,14 @@ fn serve_remote_checks_resolved_addresses_at_connect_and_allow_private_opens_the
     let table = |extra: &str| {
         format!(
             "version = 1\n[servers.rec]\nurl = \"https://{name}:{}/mcp\"\nca_file = {:?}\n{extra}",
-            up.port,
-            up.ca.to_str().unwrap()
+            up.https.port,
+            up.https.ca.to_str().unwrap()
         )
     };
     // A name is checked when palisade connects: it starts, then refuses the address the name resolves to.
     let gw = serve(&home, &policy(&dir, &table("")));
     let mut c = gw.client("/mcp/rec", Some(&token(&home, "bo", &["mcp:rec"])));
-    let r = c.post(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    let r = c.post(&http::initialize_request());
     let v = r.json();
     assert!(
         v["error"]["message"]
@@ -707,6 +640,6 @@ fn serve_remote_checks_resolved_addresses_at_connect_and_allow_private_opens_the
     assert_eq!(util::call_text(&r), "recorded", "{r}");
     assert_eq!(
         header(&up.requests()[0], "host"),
-        Some(format!("{name}:{}", up.port).as_str())
+        Some(format!("{name}:{}", up.https.port).as_str())
     );
 }
