@@ -58,5 +58,5 @@ pub mod resolve;
 
 pub use event::{Decision, EgressEvent, Reason};
 pub use policy::{EgressPolicy, Host, Refused};
-pub use proxy::{Config, Limits, Stop, serve, serve_with};
+pub use proxy::{Config, DRAIN_GRACE, Limits, Stop, serve, serve_with};
 pub use resolve::{Resolve, SystemResolver};

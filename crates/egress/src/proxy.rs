@@ -75,7 +75,7 @@ impl std::fmt::Debug for Config {
 }
 
 /// Tells [`serve`] to stop accepting. Connections already relaying finish on their own (bounded by the
-/// idle timeout).
+/// idle timeout); [`serve`] waits up to [`DRAIN_GRACE`] for them before it returns.
 #[derive(Debug, Clone, Default)]
 pub struct Stop(Arc<AtomicBool>);
 
@@ -93,6 +93,9 @@ impl Stop {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// How long [`serve`], once stopped, waits for connections in flight to end (and report their events).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 type Events = Arc<dyn Fn(EgressEvent) + Send + Sync>;
 
@@ -173,6 +176,13 @@ pub fn serve_with(
             // The slot moved into the closure was dropped with it; the client socket too.
             thread::sleep(ACCEPT_POLL);
         }
+    }
+    // Connections still relaying end on their own, usually at once: the caller stops the proxy after the
+    // server is gone, which closed their client sides. Wait for them (bounded) so that each one's event
+    // is delivered before this returns; a caller that drains its events next then loses none.
+    let deadline = Instant::now() + DRAIN_GRACE;
+    while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(ACCEPT_POLL);
     }
     Ok(())
 }

@@ -48,8 +48,8 @@ impl Egress {
         })
     }
 
-    /// Stops accepting connections and waits for the accept loop to end (relays in flight end with the
-    /// process).
+    /// Stops accepting connections and waits for the proxy to end: connections in flight get
+    /// [`palisade_egress::DRAIN_GRACE`] to finish, so that their events reach the sink first.
     pub(crate) fn stop(mut self) {
         self.stop.stop();
         if let Some(t) = self.thread.take() {
