@@ -212,6 +212,10 @@ pub(crate) struct ServeArgs {
     /// End a session (and its server) after this long without requests or open streams.
     #[arg(long, value_name = "DUR", default_value = "30min")]
     pub(crate) session_idle: String,
+    /// Threads serving connections: 1 is one event loop (least CPU per request); more for
+    /// TLS- or JWT-heavy gateways on many cores.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) threads: u16,
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,10 +72,18 @@ pub fn serve(
     backends: Vec<(String, Arc<dyn Backend>)>,
     ready: impl FnOnce(std::net::SocketAddr, &str) + Send,
 ) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("palisade-serve")
-        .build()?;
+    // See `Config::threads` for why one event-loop thread is the default.
+    let rt = if config.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .enable_all()
+            .thread_name("palisade-serve")
+            .build()?
+    };
     rt.block_on(run(config, backends, ready))
 }
 

@@ -242,6 +242,7 @@ fn config(args: &ServeArgs) -> Result<Config> {
         allowed_origins: args.allow_origin.clone(),
         allowed_hosts: args.allowed_host.clone(),
         limits,
+        threads: usize::from(args.threads),
     })
 }
 
