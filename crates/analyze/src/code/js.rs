@@ -16,7 +16,6 @@ use tree_sitter::Node;
 
 use super::literal;
 use super::{FileScan, excerpt};
-use crate::paths::{self, PERSISTENCE, SENSITIVE};
 use crate::rules;
 use crate::text;
 
@@ -627,8 +626,8 @@ pub(crate) fn scan(src: &str, root: Node<'_>) -> FileScan {
         if let Some(r) = f.child_by_field_name("right")
             && cx.path_of(r).is_some_and(|(p, _)| p == "process.env")
         {
-            harvest(
-                &mut cx,
+            cx.out.harvest(
+                cx.src,
                 r.byte_range(),
                 Severity::Medium,
                 "iterates over every environment variable (`for … in process.env`)".into(),
@@ -639,17 +638,6 @@ pub(crate) fn scan(src: &str, root: Node<'_>) -> FileScan {
         check_env_use(&mut cx, e, parent, &net_args);
     }
     cx.out
-}
-
-/// Records a harvesting site; low ones (names enumerated, then filtered) do not count toward the
-/// exfiltration combination.
-fn harvest(cx: &mut Cx<'_>, range: Range<usize>, severity: Severity, message: String) {
-    if severity >= Severity::Medium && cx.out.facts.harvest.is_none() {
-        cx.out.facts.harvest = Some((range.clone(), message.clone()));
-    }
-    let evidence = excerpt(cx.src, &range);
-    cx.out
-        .hit(&rules::ENV_HARVESTING, severity, range, message, evidence);
 }
 
 fn check_env_use(
@@ -673,8 +661,8 @@ fn check_env_use(
         .any(|r| r.start <= n.start_byte() && n.end_byte() <= r.end);
     if inside_net {
         let range = n.byte_range();
-        harvest(
-            cx,
+        cx.out.harvest(
+            cx.src,
             range,
             Severity::High,
             "sends the whole environment (`process.env`) in a network request".into(),
@@ -684,8 +672,8 @@ fn check_env_use(
     let call = match p.kind() {
         "arguments" => p.parent(),
         "template_substitution" => {
-            harvest(
-                cx,
+            cx.out.harvest(
+                cx.src,
                 n.byte_range(),
                 Severity::High,
                 "formats the whole environment into a string".into(),
@@ -703,8 +691,8 @@ fn check_env_use(
     };
     let range = call.byte_range();
     if SERIALIZE.contains(&path.as_str()) {
-        harvest(
-            cx,
+        cx.out.harvest(
+            cx.src,
             range,
             Severity::High,
             format!("serializes the whole environment (`{path}(process.env)`)"),
@@ -718,8 +706,8 @@ fn check_env_use(
                     .is_some_and(|p| cx.t(p) == "filter")
         });
         if filtered {
-            harvest(
-                cx,
+            cx.out.harvest(
+                cx.src,
                 range,
                 Severity::Low,
                 format!(
@@ -727,8 +715,8 @@ fn check_env_use(
                 ),
             );
         } else {
-            harvest(
-                cx,
+            cx.out.harvest(
+                cx.src,
                 range,
                 Severity::Medium,
                 format!("enumerates every environment variable (`{path}(process.env)`)"),
@@ -768,42 +756,6 @@ fn net_kind(path: &str, resolved: bool) -> Option<Severity> {
     None
 }
 
-/// Severity and wording for a request to `url` (a literal) or to a computed destination.
-fn destination(url: Option<&str>, base: Severity) -> (Severity, String) {
-    match url {
-        Some(u) if u.starts_with("https://") => (
-            if base <= Severity::Low {
-                Severity::Info
-            } else {
-                base
-            },
-            format!("a constant URL (`{}`)", text::snippet(u, 60)),
-        ),
-        Some(u) if u.starts_with("http://") => {
-            let host = u[7..].split(['/', ':', '?']).next().unwrap_or("");
-            let public_ip = host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| !ip.is_loopback() && !ip.is_private() && !ip.is_unspecified());
-            if public_ip {
-                (
-                    base.max(Severity::Medium),
-                    format!(
-                        "a bare IP address over plain HTTP (`{}`)",
-                        text::snippet(u, 60)
-                    ),
-                )
-            } else {
-                (
-                    base,
-                    format!("a constant plain-HTTP URL (`{}`)", text::snippet(u, 60)),
-                )
-            }
-        }
-        Some(u) => (base, format!("`{}`", text::snippet(u, 60))),
-        None => (base, "a destination computed at run time".into()),
-    }
-}
-
 fn record_network(
     cx: &mut Cx<'_>,
     call: Node<'_>,
@@ -812,7 +764,7 @@ fn record_network(
     net_args: &mut Vec<Range<usize>>,
 ) {
     let url = cx.first_arg(call).and_then(|a| cx.literal(a));
-    let (severity, dest) = destination(url.as_deref(), base);
+    let (severity, dest) = literal::destination(url.as_deref(), base);
     let range = call.byte_range();
     if let Some(a) = call.child_by_field_name("arguments") {
         net_args.push(a.byte_range());
@@ -1065,12 +1017,7 @@ fn check_call(cx: &mut Cx<'_>, call: Node<'_>, net_args: &mut Vec<Range<usize>>)
     }
     if resolved && PATH_JOINS.contains(&path.as_str()) {
         let parts: Vec<String> = args.iter().filter_map(|a| cx.literal(*a)).collect();
-        let alone = parts.iter().any(|p| {
-            paths::classify(&SENSITIVE, p).is_some() || paths::classify(&PERSISTENCE, p).is_some()
-        });
-        if parts.len() >= 2 && !alone {
-            literal::check_paths(&mut cx.out, &parts.join("/"), call.byte_range());
-        }
+        literal::check_path_join(&mut cx.out, &parts, call.byte_range());
     }
 }
 
@@ -1133,30 +1080,5 @@ fn check_sum(cx: &mut Cx<'_>, n: Node<'_>) {
         }
     }
     let lits: Vec<Option<String>> = leaves.iter().map(|l| cx.literal(*l)).collect();
-    let count = lits.iter().flatten().count();
-    if count < 2 {
-        return;
-    }
-    let joined: String = lits.iter().flatten().map(String::as_str).collect();
-    let alone = lits.iter().flatten().any(|p| {
-        paths::classify(&SENSITIVE, p).is_some() || paths::classify(&PERSISTENCE, p).is_some()
-    });
-    let all_constant = count == leaves.len();
-    let longest = lits
-        .iter()
-        .flatten()
-        .map(|s| s.chars().count())
-        .max()
-        .unwrap_or(0);
-    if all_constant && longest < literal::BLOB_MIN {
-        // Pieces were checked one by one; the whole adds paths split across pieces and payloads
-        // split into short strings.
-        let checks = literal::Checks {
-            paths: !alone,
-            entropy: longest < 32,
-        };
-        literal::check(&mut cx.out, &joined, &joined, n.byte_range(), checks);
-    } else if !alone {
-        literal::check_paths(&mut cx.out, &joined, n.byte_range());
-    }
+    literal::check_joined(&mut cx.out, &lits, "", n.byte_range());
 }

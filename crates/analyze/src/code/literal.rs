@@ -194,6 +194,88 @@ pub(crate) fn check(
     }
 }
 
+/// Whether a piece is by itself a credential or persistence path: reported on its own, so the whole it
+/// is part of adds nothing.
+fn names_a_path(piece: &str) -> bool {
+    paths::classify(&SENSITIVE, piece).is_some() || paths::classify(&PERSISTENCE, piece).is_some()
+}
+
+/// The constant arguments of a path join (`path.join(home, ".ssh")`, `os.path.join`) joined with `/`, for
+/// a credential or persistence path split across them.
+pub(crate) fn check_path_join(scan: &mut FileScan, parts: &[String], range: Range<usize>) {
+    if parts.len() >= 2 && !parts.iter().any(|p| names_a_path(p)) {
+        check_paths(scan, &parts.join("/"), range);
+    }
+}
+
+/// The pieces of a concatenation (`None`: one computed at run time) joined with `sep`, for paths split
+/// across pieces and payloads split into short strings. With every piece constant and short, the whole
+/// gets every check (the pieces were checked one by one); otherwise only the path check.
+pub(crate) fn check_joined(
+    scan: &mut FileScan,
+    pieces: &[Option<String>],
+    sep: &str,
+    range: Range<usize>,
+) {
+    let constant: Vec<&str> = pieces.iter().flatten().map(String::as_str).collect();
+    if constant.len() < 2 {
+        return;
+    }
+    let joined = constant.join(sep);
+    let alone = constant.iter().any(|p| names_a_path(p));
+    let longest = constant
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    if constant.len() == pieces.len() && longest < BLOB_MIN {
+        let checks = Checks {
+            paths: !alone,
+            entropy: longest < 32,
+        };
+        check(scan, &joined, &joined, range, checks);
+    } else if !alone {
+        check_paths(scan, &joined, range);
+    }
+}
+
+/// Severity and wording for a request to `url` (a literal) or to a computed destination: a constant
+/// `https://` URL lowers a low severity to info; a public IP address over plain HTTP raises it to medium.
+pub(crate) fn destination(url: Option<&str>, base: Severity) -> (Severity, String) {
+    match url {
+        Some(u) if u.starts_with("https://") => (
+            if base <= Severity::Low {
+                Severity::Info
+            } else {
+                base
+            },
+            format!("a constant URL (`{}`)", text::snippet(u, 60)),
+        ),
+        Some(u) if u.starts_with("http://") => {
+            let host = u[7..].split(['/', ':', '?']).next().unwrap_or("");
+            let public_ip = host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback() && !ip.is_private() && !ip.is_unspecified());
+            if public_ip {
+                (
+                    base.max(Severity::Medium),
+                    format!(
+                        "a bare IP address over plain HTTP (`{}`)",
+                        text::snippet(u, 60)
+                    ),
+                )
+            } else {
+                (
+                    base,
+                    format!("a constant plain-HTTP URL (`{}`)", text::snippet(u, 60)),
+                )
+            }
+        }
+        Some(u) => (base, format!("`{}`", text::snippet(u, 60))),
+        None => (base, "a destination computed at run time".into()),
+    }
+}
+
 /// Whether decoded bytes are an image, font or audio file (by magic number).
 fn is_media(b: &[u8]) -> bool {
     const MAGIC: &[&[u8]] = &[

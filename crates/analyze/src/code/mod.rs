@@ -254,6 +254,22 @@ impl FileScan {
             evidence,
         });
     }
+
+    /// Records an environment-harvesting site of `src`. The first at medium or above is the harvesting
+    /// half of the exfiltration combination; low ones (names enumerated, then filtered) do not count.
+    pub(crate) fn harvest(
+        &mut self,
+        src: &str,
+        range: Range<usize>,
+        severity: Severity,
+        message: String,
+    ) {
+        if severity >= Severity::Medium && self.facts.harvest.is_none() {
+            self.facts.harvest = Some((range.clone(), message.clone()));
+        }
+        let evidence = excerpt(src, &range);
+        self.hit(&rules::ENV_HARVESTING, severity, range, message, evidence);
+    }
 }
 
 /// Parses `src` as `lang` and returns its hits, with the per-file rules applied (persistence severity,

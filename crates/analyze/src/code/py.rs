@@ -11,7 +11,6 @@ use tree_sitter::Node;
 
 use super::literal;
 use super::{FileScan, excerpt};
-use crate::paths::{self, PERSISTENCE, SENSITIVE};
 use crate::rules;
 use crate::text;
 
@@ -578,24 +577,13 @@ pub(crate) fn scan(src: &str, root: Node<'_>) -> FileScan {
                     "iterates over every environment variable (`for … in os.environ`)",
                 )
             };
-            harvest(&mut cx, r.byte_range(), sev, msg.into());
+            cx.out.harvest(cx.src, r.byte_range(), sev, msg.into());
         }
     }
     for &(e, parent) in &env_uses {
         check_env_use(&mut cx, e, parent, &net_args);
     }
     cx.out
-}
-
-/// Records a harvesting site; low ones (a filtered comprehension) do not count toward the
-/// exfiltration combination.
-fn harvest(cx: &mut Cx<'_>, range: Range<usize>, severity: Severity, message: String) {
-    if severity >= Severity::Medium && cx.out.facts.harvest.is_none() {
-        cx.out.facts.harvest = Some((range.clone(), message.clone()));
-    }
-    let evidence = excerpt(cx.src, &range);
-    cx.out
-        .hit(&rules::ENV_HARVESTING, severity, range, message, evidence);
 }
 
 fn check_env_use(
@@ -609,8 +597,8 @@ fn check_env_use(
         .iter()
         .any(|r| r.start <= n.start_byte() && n.end_byte() <= r.end)
     {
-        harvest(
-            cx,
+        cx.out.harvest(
+            cx.src,
             n.byte_range(),
             Severity::High,
             "sends the whole environment (`os.environ`) in a network request".into(),
@@ -658,7 +646,7 @@ fn check_env_use(
                         format!("enumerates every environment variable (`os.environ.{attr}()`)"),
                     )
                 };
-                harvest(cx, call.byte_range(), sev, msg);
+                cx.out.harvest(cx.src, call.byte_range(), sev, msg);
             }
         }
         "argument_list" => {
@@ -670,23 +658,23 @@ fn check_env_use(
                 return;
             };
             if SERIALIZE.contains(&f.as_str()) {
-                harvest(
-                    cx,
+                cx.out.harvest(
+                    cx.src,
                     call.byte_range(),
                     Severity::High,
                     format!("serializes the whole environment (`{f}(os.environ)`)"),
                 );
             } else if ITERATE.contains(&f.as_str()) {
-                harvest(
-                    cx,
+                cx.out.harvest(
+                    cx.src,
                     call.byte_range(),
                     Severity::Medium,
                     format!("enumerates every environment variable (`{f}(os.environ)`)"),
                 );
             }
         }
-        "interpolation" => harvest(
-            cx,
+        "interpolation" => cx.out.harvest(
+            cx.src,
             n.byte_range(),
             Severity::High,
             "formats the whole environment into a string".into(),
@@ -705,41 +693,6 @@ fn filtered_comprehension(clause: Node<'_>) -> bool {
         let mut w = c.walk();
         c.named_children(&mut w).any(|k| k.kind() == "if_clause")
     })
-}
-
-fn destination(url: Option<&str>, base: Severity) -> (Severity, String) {
-    match url {
-        Some(u) if u.starts_with("https://") => (
-            if base <= Severity::Low {
-                Severity::Info
-            } else {
-                base
-            },
-            format!("a constant URL (`{}`)", text::snippet(u, 60)),
-        ),
-        Some(u) if u.starts_with("http://") => {
-            let host = u[7..].split(['/', ':', '?']).next().unwrap_or("");
-            let public_ip = host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| !ip.is_loopback() && !ip.is_private() && !ip.is_unspecified());
-            if public_ip {
-                (
-                    base.max(Severity::Medium),
-                    format!(
-                        "a bare IP address over plain HTTP (`{}`)",
-                        text::snippet(u, 60)
-                    ),
-                )
-            } else {
-                (
-                    base,
-                    format!("a constant plain-HTTP URL (`{}`)", text::snippet(u, 60)),
-                )
-            }
-        }
-        Some(u) => (base, format!("`{}`", text::snippet(u, 60))),
-        None => (base, "a destination computed at run time".into()),
-    }
 }
 
 fn check_call(cx: &mut Cx<'_>, call: Node<'_>, net_args: &mut Vec<Range<usize>>) {
@@ -771,7 +724,7 @@ fn check_call(cx: &mut Cx<'_>, call: Node<'_>, net_args: &mut Vec<Range<usize>>)
     }
     if resolved && let Some(base) = net_kind(&path) {
         let url = args.first().and_then(|a| cx.literal(*a));
-        let (severity, dest) = destination(url.as_deref(), base);
+        let (severity, dest) = literal::destination(url.as_deref(), base);
         if let Some(a) = call.child_by_field_name("arguments") {
             net_args.push(a.byte_range());
         }
@@ -904,12 +857,7 @@ fn check_call(cx: &mut Cx<'_>, call: Node<'_>, net_args: &mut Vec<Range<usize>>)
     }
     if (resolved && PATH_JOINS.contains(&path.as_str())) || last == "joinpath" {
         let parts: Vec<String> = args.iter().filter_map(|a| cx.literal(*a)).collect();
-        let alone = parts.iter().any(|p| {
-            paths::classify(&SENSITIVE, p).is_some() || paths::classify(&PERSISTENCE, p).is_some()
-        });
-        if parts.len() >= 2 && !alone {
-            literal::check_paths(&mut cx.out, &parts.join("/"), range.clone());
-        }
+        literal::check_path_join(&mut cx.out, &parts, range.clone());
     }
 }
 
@@ -949,33 +897,10 @@ fn check_fold(cx: &mut Cx<'_>, n: Node<'_>) {
             }
         })
         .collect();
-    let count = lits.iter().flatten().count();
-    if count < 2 {
-        return;
-    }
-    let sep = if slash { "/" } else { "" };
-    let joined = lits
-        .iter()
-        .flatten()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(sep);
-    let alone = lits.iter().flatten().any(|p| {
-        paths::classify(&SENSITIVE, p).is_some() || paths::classify(&PERSISTENCE, p).is_some()
-    });
-    let longest = lits
-        .iter()
-        .flatten()
-        .map(|s| s.chars().count())
-        .max()
-        .unwrap_or(0);
-    if count == leaves.len() && longest < literal::BLOB_MIN {
-        let checks = literal::Checks {
-            paths: !alone,
-            entropy: longest < 32,
-        };
-        literal::check(&mut cx.out, &joined, &joined, n.byte_range(), checks);
-    } else if !alone {
-        literal::check_paths(&mut cx.out, &joined, n.byte_range());
-    }
+    literal::check_joined(
+        &mut cx.out,
+        &lits,
+        if slash { "/" } else { "" },
+        n.byte_range(),
+    );
 }
