@@ -936,17 +936,6 @@ fn path_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn dst(m: &Mount) -> &Path {
-    match m {
-        Mount::RoBind { dst, .. }
-        | Mount::RwBind { dst, .. }
-        | Mount::Tmpfs { dst, .. }
-        | Mount::Symlink { dst, .. } => dst,
-        Mount::Proc => Path::new("/proc"),
-        Mount::Dev => Path::new("/dev"),
-    }
-}
-
 /// Which mount wins at one destination.
 fn rank(m: &Mount) -> u8 {
     match m {
@@ -962,19 +951,20 @@ fn rank(m: &Mount) -> u8 {
 fn finish(entries: Vec<Entry>, rules: Vec<(PathBuf, Access)>) -> (Vec<Mount>, LandlockRules) {
     let mut entries = entries;
     entries.sort_by(|a, b| {
-        dst(&a.mount)
-            .cmp(dst(&b.mount))
+        a.mount
+            .dst()
+            .cmp(b.mount.dst())
             .then(rank(&b.mount).cmp(&rank(&a.mount)))
     });
-    entries.dedup_by(|later, first| dst(&later.mount) == dst(&first.mount));
+    entries.dedup_by(|later, first| later.mount.dst() == first.mount.dst());
 
     let mut kept: Vec<&Entry> = Vec::new();
     for e in &entries {
-        let d = dst(&e.mount);
+        let d = e.mount.dst();
         let enclosing = kept
             .iter()
             .rev()
-            .find(|k| d.starts_with(dst(&k.mount)) && d != dst(&k.mount));
+            .find(|k| d.starts_with(k.mount.dst()) && d != k.mount.dst());
         let redundant = matches!(
             (enclosing.map(|k| &k.mount), &e.mount),
             (
@@ -994,7 +984,7 @@ fn finish(entries: Vec<Entry>, rules: Vec<(PathBuf, Access)>) -> (Vec<Mount>, La
     let mut sets: [BTreeSet<PathBuf>; 3] = Default::default();
     let all = entries
         .iter()
-        .filter_map(|e| e.access.map(|a| (dst(&e.mount).to_path_buf(), a)))
+        .filter_map(|e| e.access.map(|a| (e.mount.dst().to_path_buf(), a)))
         .chain(rules);
     for (path, a) in all {
         let i = match a {

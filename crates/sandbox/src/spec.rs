@@ -5,7 +5,7 @@
 //! `ps` nor inherited by the server.
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The whole sandbox for one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +86,20 @@ pub enum Mount {
     Proc,
     /// A minimal `/dev`: null, zero, full, random, urandom, tty, and `/dev/shm`, `/dev/pts` where possible.
     Dev,
+}
+
+impl Mount {
+    /// Where the entry goes inside the sandbox.
+    pub fn dst(&self) -> &Path {
+        match self {
+            Mount::RoBind { dst, .. }
+            | Mount::RwBind { dst, .. }
+            | Mount::Tmpfs { dst, .. }
+            | Mount::Symlink { dst, .. } => dst,
+            Mount::Proc => Path::new("/proc"),
+            Mount::Dev => Path::new("/dev"),
+        }
+    }
 }
 
 /// Landlock's view: which paths may be read, written or executed. Everything else is denied.

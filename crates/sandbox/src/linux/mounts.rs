@@ -281,21 +281,9 @@ pub fn build(spec: &SandboxSpec) -> Result<(), MountError> {
     })
 }
 
-/// Where `m` goes inside the sandbox.
-fn dst(m: &Mount) -> &Path {
-    match m {
-        Mount::RoBind { dst, .. }
-        | Mount::RwBind { dst, .. }
-        | Mount::Tmpfs { dst, .. }
-        | Mount::Symlink { dst, .. } => dst,
-        Mount::Proc => Path::new("/proc"),
-        Mount::Dev => Path::new("/dev"),
-    }
-}
-
 /// Creates one mount of the spec under `/newroot`.
 fn apply(m: &Mount, host_mounts: &[PathBuf], parents: &mut Parents) -> Result<(), MountError> {
-    let target = under(NEW, dst(m));
+    let target = under(NEW, m.dst());
     parents.mounted(&target);
     match m {
         Mount::RoBind { src, dst } => bind(src, dst, true, host_mounts, parents),

@@ -155,16 +155,19 @@ fn shows_system_dirs_and_keeps_host_symlinks_as_symlinks() {
                 }
             )),
             Ok(_) => assert!(has(&spec, &ro(d))),
-            Err(_) => assert!(!spec.mounts.iter().any(|m| dst(m) == Path::new(d))),
+            Err(_) => assert!(!spec.mounts.iter().any(|m| m.dst() == Path::new(d))),
         }
     }
     assert!(has(&spec, &ro("/etc/passwd")) || !Path::new("/etc/passwd").exists());
     assert!(has(&spec, &ro("/etc/ld.so.cache")) || !Path::new("/etc/ld.so.cache").exists());
     // Nothing else of /etc: no shadow, no ssh keys.
     assert!(
-        !spec.mounts.iter().any(|m| dst(m).starts_with("/etc/shadow")
-            || dst(m).starts_with("/etc/ssh")
-            || dst(m) == Path::new("/etc"))
+        !spec
+            .mounts
+            .iter()
+            .any(|m| m.dst().starts_with("/etc/shadow")
+                || m.dst().starts_with("/etc/ssh")
+                || m.dst() == Path::new("/etc"))
     );
     assert!(spec.landlock.read.contains(&PathBuf::from("/etc")));
     // System dirs are readable, not executable: only the program's own chain is.
@@ -317,7 +320,7 @@ fn roots_cwd_home_and_tmp() {
     assert!(has(&spec, &ro(t.path("data"))));
     assert!(has(&spec, &rw(t.path("out"))));
     assert!(has(&spec, &ro(t.path("cwd"))));
-    assert!(!spec.mounts.iter().any(|m| dst(m) == t.path("missing")));
+    assert!(!spec.mounts.iter().any(|m| m.dst() == t.path("missing")));
     assert!(has(
         &spec,
         &Mount::Tmpfs {
@@ -370,7 +373,7 @@ fn an_explicit_home_root_replaces_the_empty_home() {
     let mut i = t.input(&["sh"]);
     i.read_roots = vec![t.0.clone()];
     let spec = plan(&i).unwrap();
-    let pos = |d: &Path| spec.mounts.iter().position(|m| dst(m) == d).unwrap();
+    let pos = |d: &Path| spec.mounts.iter().position(|m| m.dst() == d).unwrap();
     assert!(pos(&t.0) < pos(&t.path("home")));
     assert!(matches!(
         spec.mounts[pos(&t.path("home"))],
@@ -389,9 +392,9 @@ fn nested_redundant_mounts_are_dropped_and_stronger_ones_kept() {
         .mounts
         .iter()
         .filter(|m| {
-            dst(m).starts_with(&t.0)
-                && !dst(m).starts_with(t.path("home"))
-                && !dst(m).starts_with(t.path("cwd"))
+            m.dst().starts_with(&t.0)
+                && !m.dst().starts_with(t.path("home"))
+                && !m.dst().starts_with(t.path("cwd"))
         })
         .collect();
     assert_eq!(
@@ -414,7 +417,7 @@ fn mounts_are_sorted_parents_first_unique_and_deterministic() {
     i.read_roots = vec![t.dir("z"), t.dir("a"), t.dir("home/proj")];
     let spec = plan(&i).unwrap();
     assert_eq!(plan(&i).unwrap(), spec);
-    let dsts: Vec<&Path> = spec.mounts.iter().map(dst).collect();
+    let dsts: Vec<&Path> = spec.mounts.iter().map(Mount::dst).collect();
     let mut sorted = dsts.clone();
     sorted.sort();
     sorted.dedup();
