@@ -14,7 +14,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Location};
 use crate::layer::{Layer, Site, SitedPath};
-use crate::model::{ArgRule, PinMode, Profile, ServerCommand, ServerRemote, Trust, UnknownArgs};
+use crate::model::{
+    ArgRule, PinMode, ProcessSharing, Profile, ServerCommand, ServerRemote, Trust, UnknownArgs,
+};
 use crate::values::{self, Bad, PathSpec};
 
 /// The strict built-in policy, applied under every policy file (see `docs/policy.md`).
@@ -57,6 +59,7 @@ const SERVER_KEYS: &[&str] = &[
     "ca_file",
     "profile",
     "trust",
+    "process",
     "tools",
     "filesystem",
     "network",
@@ -87,6 +90,8 @@ pub(crate) struct ServerEntry {
     pub(crate) profile: Option<Profile>,
     /// `trust = "unsandboxed"`: run this server without the OS sandbox.
     pub(crate) trust: Option<Trust>,
+    /// `process = "shared"`: one process for every session of this server (`palisade serve`).
+    pub(crate) process: Option<ProcessSharing>,
     pub(crate) layer: Layer,
 }
 
@@ -618,6 +623,15 @@ impl<'s> Cx<'s> {
                     "write trust = \"unsandboxed\" to run this server without the OS sandbox (its banner and audit log say so), or remove the key",
                 )),
             }),
+            process: self.one(path, t, "process", |s| match s {
+                "per-session" => Ok(ProcessSharing::PerSession),
+                "shared" => Ok(ProcessSharing::Shared),
+                _ => Err(Bad::new(
+                    Code::InvalidValue,
+                    "is not a way to run the server's process",
+                    "write process = \"per-session\" (the default: each session gets its own process, isolated from the others) or process = \"shared\" (one process for every session of this server; see docs/serve.md)",
+                )),
+            }),
             layer: self.sections(path, t),
         }
     }
@@ -652,16 +666,20 @@ impl<'s> Cx<'s> {
                 "a server is either a local process (`command`) or a remote endpoint (`url`): keep one",
             );
         }
-        for k in ["env", "trust"] {
+        for k in ["env", "trust", "process"] {
             if let Some(kv) = t.get(k) {
                 self.report(
                     Code::ConflictingKeys,
                     kv.span(),
                     &join(path, k),
                     format!("{path} is a remote server (`url`); `{k}` applies to local processes only"),
-                    format!(
-                        "remove `{k}`; upstream credentials go in `bearer` or `headers`, and a remote server is never sandboxed (it runs elsewhere)"
-                    ),
+                    if k == "process" {
+                        "remove `process`: a remote server runs elsewhere, and palisade opens one upstream session per client session".to_owned()
+                    } else {
+                        format!(
+                            "remove `{k}`; upstream credentials go in `bearer` or `headers`, and a remote server is never sandboxed (it runs elsewhere)"
+                        )
+                    },
                 );
             }
         }

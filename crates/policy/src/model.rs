@@ -243,6 +243,22 @@ pub enum Trust {
     Unsandboxed,
 }
 
+/// How `palisade serve` runs a local server for 2025-11-25 sessions (`[servers.NAME] process = "…"`).
+/// Stateless 2026-07-28 requests always share one process per server, whatever this says.
+///
+/// Per session is the default because it isolates sessions: whatever state a server keeps (resource
+/// subscriptions, log level, roots, files it wrote, anything in its memory) belongs to one client's
+/// session, a server→client request has exactly one client to go to, and ending a session ends its
+/// process. Shared trades that isolation for one process (and one start-up) per server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessSharing {
+    /// One process per `MCP-Session-Id` (the default).
+    #[default]
+    PerSession,
+    /// One process per server, shared by every session of it.
+    Shared,
+}
+
 /// The compiled policy for one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -252,6 +268,8 @@ pub struct Policy {
     pub profile: Profile,
     /// Sandboxed (default) or explicitly trusted to run without the sandbox.
     pub trust: Trust,
+    /// `palisade serve`: one process per session (default) or one shared by every session.
+    pub process: ProcessSharing,
     /// Tool allow/deny.
     pub tools: ToolRules,
     /// Filesystem roots.

@@ -161,6 +161,7 @@ pub fn resolve(
         server: server.unwrap_or(derived_server_name).to_owned(),
         profile,
         trust: entry.and_then(|e| e.trust).unwrap_or_default(),
+        process: entry.and_then(|e| e.process).unwrap_or_default(),
         tools: s.tools,
         fs: FsRules { read, write },
         net: s.net,

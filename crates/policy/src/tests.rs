@@ -903,6 +903,56 @@ fn trust_is_per_server_and_spelled_exactly() {
     );
 }
 
+// ---- process sharing (`palisade serve`) ----------------------------------------------------------------
+
+#[test]
+fn a_server_process_is_per_session_unless_its_table_says_shared() {
+    assert_eq!(default_policy().process, ProcessSharing::PerSession);
+    let text = "version = 1\n[servers.a]\ncommand = [\"a\"]\nprocess = \"shared\"\n\
+                [servers.b]\ncommand = [\"b\"]\nprocess = \"per-session\"\n[servers.c]\ncommand = [\"c\"]\n";
+    let o = Overrides::default();
+    assert_eq!(
+        resolve_file(text, Some("a"), &o).process,
+        ProcessSharing::Shared
+    );
+    assert_eq!(
+        resolve_file(text, Some("b"), &o).process,
+        ProcessSharing::PerSession
+    );
+    // One server's sharing is not another's.
+    assert_eq!(
+        resolve_file(text, Some("c"), &o).process,
+        ProcessSharing::PerSession
+    );
+}
+
+#[test]
+fn process_sharing_is_spelled_exactly_per_local_server() {
+    let d = expect(
+        "version = 1\n[servers.a]\ncommand = [\"a\"]\nprocess = \"per-server\"\n",
+        Code::InvalidValue,
+        4,
+    );
+    assert!(
+        d.help.contains("per-session") && d.help.contains("shared"),
+        "{d}"
+    );
+    expect(
+        "version = 1\n[servers.a]\ncommand = [\"a\"]\nprocess = true\n",
+        Code::WrongType,
+        4,
+    );
+    // No global switch.
+    expect("version = 1\nprocess = \"shared\"\n", Code::UnknownKey, 2);
+    // A remote server has no process to share.
+    let d = expect(
+        "version = 1\n[servers.r]\nurl = \"https://mcp.example.com/mcp\"\nprocess = \"shared\"\n",
+        Code::ConflictingKeys,
+        4,
+    );
+    assert!(d.help.contains("remove `process`"), "{d}");
+}
+
 // ---- remote servers (`url`) ----------------------------------------------------------------------------
 
 #[test]
