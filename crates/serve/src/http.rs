@@ -9,9 +9,10 @@
 //! 6. The client's scopes reach this server (403 `insufficient_scope`).
 //! 7. The client's request rate (429 with `Retry-After`).
 //! 8. Content negotiation, body size (413) and body time, strict JSON-RPC parsing (400).
-//! 9. Era: a session's requests go to its own server process, checked against the session's owner and
-//!    protocol version; `initialize` opens a session; 2026-07-28 requests have their mirrored headers
-//!    checked against the body and go to the server's shared stateless process.
+//! 9. Era: a session's requests go to its server process (its own, or with `process = "shared"` the
+//!    one every session of the server uses), checked against the session's owner and protocol version;
+//!    `initialize` opens a session; 2026-07-28 requests have their mirrored headers checked against the
+//!    body and go to the server's shared stateless process.
 //! 10. Per-tool scope of a `tools/call` (403 `insufficient_scope` naming the tool's scope).
 //!
 //! Then the message goes through the guard pipeline (see [`crate::upstream`]). No request reaches a
@@ -30,6 +31,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use palisade_audit::{Decision, Event, Kind as AuditKind, Status as AuditStatus};
 use palisade_mcp::{FrameError, Id, Kind, Message, error_codes, error_response};
+use palisade_policy::ProcessSharing;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -44,7 +46,7 @@ use crate::headers;
 use crate::ids::random_token;
 use crate::scope::Principal;
 use crate::sse::{self, AbandonGuard, ResBody, SseBody};
-use crate::upstream::{Cmd, Ended, Reply, STREAM_BUFFER, Upstream};
+use crate::upstream::{Cmd, Ended, Mode, Reply, STREAM_BUFFER, Upstream};
 
 /// Protocol versions a session may use (the `MCP-Protocol-Version` header after `initialize`).
 pub(crate) const SESSION_VERSIONS: &[&str] =
@@ -65,6 +67,10 @@ pub(crate) struct Route {
     pub(crate) backend: Arc<dyn Backend>,
     /// The shared process for stateless-era requests, started on first use.
     stateless: tokio::sync::Mutex<Option<mpsc::Sender<Cmd>>>,
+    /// `process = "shared"`: every session of this server uses one process.
+    shares_sessions: bool,
+    /// That process, started by the first session: its number (see [`Member`]) and channel.
+    sessions_process: tokio::sync::Mutex<Option<(u64, mpsc::Sender<Cmd>)>>,
 }
 
 #[derive(Clone)]
@@ -72,6 +78,16 @@ struct Session {
     tx: mpsc::Sender<Cmd>,
     owner: String,
     route: usize,
+    /// Set when the session is one of several on a shared process.
+    member: Option<Member>,
+}
+
+/// A session on a shared process: which process (a new one may start after the last ended) and the
+/// session's number there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Member {
+    process: u64,
+    session: u64,
 }
 
 /// Requests per client.
@@ -112,11 +128,15 @@ impl Gateway {
         let routes = backends
             .into_iter()
             .map(|(path, backend)| {
+                let shares_sessions = backend.remote().is_none()
+                    && backend.pipeline().policy().process == ProcessSharing::Shared;
                 Arc::new(Route {
                     resource: format!("{}{path}", checked.base),
                     path,
                     backend,
                     stateless: tokio::sync::Mutex::new(None),
+                    shares_sessions,
+                    sessions_process: tokio::sync::Mutex::new(None),
                 })
             })
             .collect();
@@ -144,13 +164,39 @@ impl Gateway {
     pub(crate) async fn close_all(&self) {
         let all: Vec<Session> = self.sessions().drain().map(|(_, s)| s).collect();
         for s in all {
-            let _ = s.tx.send(Cmd::Close).await;
+            match s.member {
+                // Its process is closed once, below.
+                Some(_) => {
+                    self.open.fetch_sub(1, Ordering::SeqCst);
+                }
+                None => {
+                    let _ = s.tx.send(Cmd::Close).await;
+                }
+            }
         }
         for r in &self.routes {
             if let Some(tx) = r.stateless.lock().await.take() {
                 let _ = tx.send(Cmd::Close).await;
             }
+            if let Some((_, tx)) = r.sessions_process.lock().await.take() {
+                let _ = tx.send(Cmd::Close).await;
+            }
         }
+    }
+
+    /// Forgets the sessions of a shared process that `which` selects, and frees their places under
+    /// `--max-sessions` (a per-session process frees its place when the process has stopped).
+    fn forget_members(&self, which: impl Fn(&Member) -> bool) -> Vec<Member> {
+        let mut gone = Vec::new();
+        self.sessions().retain(|_, s| match &s.member {
+            Some(m) if which(m) => {
+                gone.push(*m);
+                false
+            }
+            _ => true,
+        });
+        self.open.fetch_sub(gone.len(), Ordering::SeqCst);
+        gone
     }
 
     /// Records a refusal palisade made before any server saw the request.
@@ -482,7 +528,8 @@ async fn in_session(
     if let Some(r) = tool_scope(&gw, &route, &principal, &msg) {
         return r;
     }
-    exchange(&gw, &session.tx, msg, principal, Vec::new(), false, None).await
+    let via = Via::Session(session.member.map(|m| m.session));
+    exchange(&gw, &session.tx, msg, principal, via, None).await
 }
 
 /// The session `sid` if it exists, belongs to this route and was opened by this principal. Anything else
@@ -555,32 +602,19 @@ async fn new_session(
         }
     };
     let sid = random_token(32);
-    let weak = gw.me.clone();
-    let end_sid = sid.clone();
-    let live = gw.live.clone();
-    let open = gw.open.clone();
-    live.fetch_add(1, Ordering::SeqCst);
-    let label = format!("session {}… of client {}", &sid[..8], principal.name);
-    let started = Upstream::start(
-        &gw.spawner,
-        route.backend.clone(),
-        false,
-        Some(principal.clone()),
-        label,
-        gw.limits.session_idle,
-        Box::new(move |_: Ended| {
-            if let Some(gw) = weak.upgrade() {
-                gw.sessions().remove(&end_sid);
-            }
-            open.fetch_sub(1, Ordering::SeqCst);
-            live.fetch_sub(1, Ordering::SeqCst);
-        }),
-    )
-    .await;
-    let tx = match started {
-        Ok(tx) => tx,
+    let started = if route.shares_sessions {
+        sessions_process(&gw, &route).await.map(|(process, tx)| {
+            let session = gw.next_key.fetch_add(1, Ordering::Relaxed);
+            (tx, Some(Member { process, session }))
+        })
+    } else {
+        session_process(&gw, &route, &principal, &sid)
+            .await
+            .map(|tx| (tx, None))
+    };
+    let (tx, member) = match started {
+        Ok(started) => started,
         Err(e) => {
-            gw.live.fetch_sub(1, Ordering::SeqCst);
             gw.open.fetch_sub(1, Ordering::SeqCst);
             eprintln!(
                 "palisade: cannot start the server `{}`: {e}",
@@ -600,6 +634,7 @@ async fn new_session(
             tx: tx.clone(),
             owner: principal.key.clone(),
             route: ri,
+            member,
         },
     );
     // Counted as open now.
@@ -609,19 +644,113 @@ async fn new_session(
         &tx,
         msg,
         principal,
-        Vec::new(),
-        false,
+        Via::Session(member.map(|m| m.session)),
         Some((HeaderName::from_static(SESSION_HEADER), sid.clone())),
     )
     .await;
     if res.status() != StatusCode::OK || res.extensions().get::<FailedInit>().is_some() {
-        gw.sessions().remove(&sid);
-        let _ = tx.send(Cmd::Close).await;
+        match member {
+            Some(m) => {
+                gw.forget_members(|x| *x == m);
+                let _ = tx.send(Cmd::Leave { session: m.session }).await;
+            }
+            None => {
+                gw.sessions().remove(&sid);
+                let _ = tx.send(Cmd::Close).await;
+            }
+        }
         let mut res = res;
         res.headers_mut().remove(SESSION_HEADER);
         return res;
     }
     res
+}
+
+/// Starts the process of one session. It frees the session's place under `--max-sessions` when it
+/// has stopped.
+async fn session_process(
+    gw: &Arc<Gateway>,
+    route: &Route,
+    principal: &Arc<Principal>,
+    sid: &str,
+) -> std::io::Result<mpsc::Sender<Cmd>> {
+    let weak = gw.me.clone();
+    let end_sid = sid.to_owned();
+    let live = gw.live.clone();
+    let open = gw.open.clone();
+    live.fetch_add(1, Ordering::SeqCst);
+    let label = format!("session {}… of client {}", &sid[..8], principal.name);
+    let started = Upstream::start(
+        &gw.spawner,
+        route.backend.clone(),
+        Mode::PerSession,
+        Some(principal.clone()),
+        label,
+        gw.limits.session_idle,
+        Box::new(move |_: Ended| {
+            if let Some(gw) = weak.upgrade() {
+                gw.sessions().remove(&end_sid);
+            }
+            open.fetch_sub(1, Ordering::SeqCst);
+            live.fetch_sub(1, Ordering::SeqCst);
+        }),
+    )
+    .await;
+    if started.is_err() {
+        gw.live.fetch_sub(1, Ordering::SeqCst);
+    }
+    started
+}
+
+/// The process every session of `route` shares (`process = "shared"`), started for the first session
+/// and again after the last one ended and it stopped. It runs until it has had no session for
+/// `--session-idle`; each session idles out on its own before that.
+async fn sessions_process(
+    gw: &Arc<Gateway>,
+    route: &Route,
+) -> std::io::Result<(u64, mpsc::Sender<Cmd>)> {
+    let mut slot = route.sessions_process.lock().await;
+    if let Some((process, tx)) = &*slot
+        && !tx.is_closed()
+    {
+        return Ok((*process, tx.clone()));
+    }
+    let process = gw.next_key.fetch_add(1, Ordering::Relaxed);
+    let live = gw.live.clone();
+    live.fetch_add(1, Ordering::SeqCst);
+    let weak = gw.me.clone();
+    let left = Box::new(move |session: u64| {
+        if let Some(gw) = weak.upgrade() {
+            gw.forget_members(|m| m.process == process && m.session == session);
+        }
+    });
+    let weak = gw.me.clone();
+    let started = Upstream::start(
+        &gw.spawner,
+        route.backend.clone(),
+        Mode::Sessions { left },
+        None,
+        "process shared by the sessions of this server".into(),
+        gw.limits.session_idle,
+        Box::new(move |_: Ended| {
+            // Its sessions end with it.
+            if let Some(gw) = weak.upgrade() {
+                gw.forget_members(|m| m.process == process);
+            }
+            live.fetch_sub(1, Ordering::SeqCst);
+        }),
+    )
+    .await;
+    match started {
+        Ok(tx) => {
+            *slot = Some((process, tx.clone()));
+            Ok((process, tx))
+        }
+        Err(e) => {
+            gw.live.fetch_sub(1, Ordering::SeqCst);
+            Err(e)
+        }
+    }
 }
 
 /// One session a client is starting, released when it is open (or failed to start).
@@ -690,7 +819,7 @@ async fn stateless_request(
                 let started = Upstream::start(
                     &gw.spawner,
                     route.backend.clone(),
-                    true,
+                    Mode::Stateless,
                     None,
                     "shared process for stateless requests".into(),
                     gw.limits.session_idle,
@@ -721,8 +850,8 @@ async fn stateless_request(
             }
         }
     };
-    let params = headers::param_headers(h);
-    exchange(&gw, &tx, msg, principal, params, true, None).await
+    let via = Via::Stateless(headers::param_headers(h));
+    exchange(&gw, &tx, msg, principal, via, None).await
 }
 
 /// A `tools/call` of a tool outside the client's scopes: 403 naming the scope that would allow it.
@@ -750,6 +879,14 @@ fn tool_scope(
     Some(insufficient_scope(gw, route, &scope))
 }
 
+/// Which era a client message belongs to.
+enum Via {
+    /// 2026-07-28, with the request's `Mcp-Param-*` headers.
+    Stateless(Vec<(String, String)>),
+    /// A 2025-11-25 session; its number on a shared process.
+    Session(Option<u64>),
+}
+
 /// Sends one client message to an upstream and turns what comes back into the HTTP response: 202 for
 /// notifications and responses; for a request, JSON when its response is the first thing the server
 /// sends, otherwise an SSE stream that carries the server's messages and ends with the response.
@@ -758,17 +895,21 @@ async fn exchange(
     tx: &mpsc::Sender<Cmd>,
     msg: Message,
     principal: Arc<Principal>,
-    params: Vec<(String, String)>,
-    stateless: bool,
+    via: Via,
     extra: Option<(HeaderName, String)>,
 ) -> Response<ResBody> {
     let id = msg.id().cloned();
+    let (stateless, params, session) = match via {
+        Via::Stateless(params) => (true, params, None),
+        Via::Session(session) => (false, Vec::new(), session),
+    };
     if !matches!(msg.kind(), Kind::Request { .. }) {
         if tx
             .send(Cmd::Client {
                 msg,
                 principal,
                 params,
+                session,
                 reply: None,
             })
             .await
@@ -785,6 +926,7 @@ async fn exchange(
             msg,
             principal,
             params,
+            session,
             reply: Some(Reply { tx: rtx, key }),
         })
         .await;
@@ -885,6 +1027,7 @@ async fn get(
         .send(Cmd::Listen {
             tx: ltx,
             opened: otx,
+            session: session.member.map(|m| m.session),
         })
         .await
         .is_err()
@@ -922,10 +1065,24 @@ async fn delete(
     if owned_session(&gw, sid, ri, &principal).is_none() {
         return session_not_found();
     }
-    let Some(session) = gw.sessions().remove(sid) else {
+    let Some(session) = gw.sessions().get(sid).cloned() else {
         return session_not_found();
     };
-    let _ = session.tx.send(Cmd::Close).await;
+    match session.member {
+        Some(m) => {
+            // The session ends; the shared process goes on for the others.
+            if gw.forget_members(|x| *x == m).is_empty() {
+                return session_not_found();
+            }
+            let _ = session.tx.send(Cmd::Leave { session: m.session }).await;
+        }
+        None => {
+            if gw.sessions().remove(sid).is_none() {
+                return session_not_found();
+            }
+            let _ = session.tx.send(Cmd::Close).await;
+        }
+    }
     status_only(StatusCode::OK)
 }
 

@@ -88,13 +88,22 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
             config.listen
         );
     }
-    let names: Vec<(String, String)> = backends
+    let names: Vec<(String, String, bool)> = backends
         .iter()
-        .map(|(p, b)| (p.clone(), b.name().to_owned()))
+        .map(|(p, b)| {
+            let shared = b.remote().is_none()
+                && b.pipeline().policy().process == palisade_policy::ProcessSharing::Shared;
+            (p.clone(), b.name().to_owned(), shared)
+        })
         .collect();
     let served = palisade_serve::serve(config, backends, |addr, base| {
-        for (path, name) in &names {
-            eprintln!("palisade: serving `{name}` at {base}{path}");
+        for (path, name, shared) in &names {
+            let how = if *shared {
+                " (one process shared by every session: process = \"shared\")"
+            } else {
+                ""
+            };
+            eprintln!("palisade: serving `{name}` at {base}{path}{how}");
         }
         eprintln!("palisade: listening on {addr}");
     });

@@ -650,3 +650,274 @@ fn serve_reports_a_server_that_met_its_process_limit() {
     let err = gw.stderr();
     assert!(err.contains("reached the sandbox's process limit"), "{err}");
 }
+
+// ---- process = "shared": one server process for every 2025-11-25 session --------------------------------
+
+/// A policy file serving `command` as `shared` (`process = "shared"`) and the echo server as `isolated`
+/// (the default, a process per session).
+fn sharing_policy(dir: &palisade_testkit::TempDir, command: &[String]) -> std::path::PathBuf {
+    let policy = dir.join("sharing.toml");
+    let echo = util::echo_server();
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n\
+             [servers.shared]\ncommand = {command:?}\nprocess = \"shared\"\n\
+             [servers.isolated]\ncommand = [{echo:?}]\n"
+        ),
+    )
+    .unwrap();
+    policy
+}
+
+fn spawns(home: &TestHome, server: &str) -> usize {
+    util::audit_events(home, server)
+        .iter()
+        .filter(|e| e["kind"] == "spawn")
+        .count()
+}
+
+fn echo_call(c: &http::Client, id: u64, text: &str) -> http::Reply {
+    c.post(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                   "params": {"name": "echo", "arguments": {"text": text}}}))
+}
+
+#[test]
+fn serve_shared_process_serves_every_session_with_ids_kept_apart() {
+    let home = TestHome::new();
+    let dir = palisade_testkit::TempDir::new("serve-shared");
+    let slow = util::echo_server_with(&[("ECHO_SERVER_SLOW_MS", "600")]);
+    let policy = sharing_policy(&dir, &slow);
+    let gw = Gateway::start(
+        &home,
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--max-sessions",
+            "2",
+            "--rate-limit",
+            "off",
+        ],
+        &[] as &[&str],
+    );
+    assert!(
+        gw.stderr().contains("one process shared by every session"),
+        "{}",
+        gw.stderr()
+    );
+    let alice_t = token(&home, "alice", &["mcp:*"], "1h");
+    let bob_t = token(&home, "bob", &["mcp:*"], "1h");
+    let mut alice = gw.client("/mcp/shared", Some(&alice_t));
+    let mut bob = gw.client("/mcp/shared", Some(&bob_t));
+    let a_init = alice.initialize();
+    let b_init = bob.initialize();
+    assert_ne!(alice.session, bob.session);
+    // The second session is answered by palisade from the process's own initialize result.
+    assert_eq!(a_init["result"], b_init["result"], "{a_init} {b_init}");
+    assert_eq!(b_init["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(b_init["id"], 0);
+    assert_eq!(spawns(&home, "shared"), 1, "one process for both sessions");
+
+    // --max-sessions counts sessions, not processes: two are open on one process.
+    let r = gw
+        .client("/mcp/isolated", Some(&alice_t))
+        .post(&http::initialize_request());
+    assert_eq!(r.status, 503, "{}", r.text());
+
+    // Both sessions use the same JSON-RPC ids at the same time; each gets its own answers.
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (c, who) in [(&alice, "alice"), (&bob, "bob")] {
+            for id in [1, 2] {
+                handles.push(s.spawn(move || {
+                    let text = format!("{who}-{id}");
+                    let r = echo_call(c, id, &text);
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    let v = r.json();
+                    assert_eq!(v["id"], id, "{v}");
+                    assert_eq!(util::call_text(&v), text, "{v}");
+                }));
+            }
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+
+    // alice cancels her request 5 while bob's request 5 is in flight: only hers is cancelled.
+    let a = alice.clone();
+    let (done, alices) = std::sync::mpsc::channel();
+    let cancelled = std::thread::spawn(move || {
+        let r = echo_call(&a, 5, "alice-5");
+        let _ = done.send(r.status);
+    });
+    let b = bob.clone();
+    let bobs = std::thread::spawn(move || echo_call(&b, 5, "bob-5"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let n = alice.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                "params": {"requestId": 5, "reason": "test"}}),
+    );
+    assert_eq!(n.status, 202, "{}", n.text());
+    let r = bobs.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(util::call_text(&r.json()), "bob-5", "{}", r.text());
+    // The server dropped alice's request (it answers 600 ms after the call unless cancelled).
+    assert_eq!(
+        alices.recv_timeout(std::time::Duration::from_millis(1500)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+        "alice's cancelled request was answered: the cancellation went elsewhere"
+    );
+
+    // Ending one session leaves the other (and the process) working, and ends its requests in flight.
+    assert_eq!(alice.delete().status, 200);
+    cancelled.join().unwrap();
+    let r = alice.post(&json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = echo_call(&bob, 7, "still here");
+    assert_eq!(util::call_text(&r.json()), "still here");
+
+    // A client asking for an older protocol than the process speaks is refused, and gets no session.
+    let mut old = http::initialize_request();
+    old["params"]["protocolVersion"] = json!("2024-11-05");
+    let r = gw.client("/mcp/shared", Some(&alice_t)).post(&old);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("mcp-session-id").is_none(), "{:?}", r.headers);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert_eq!(
+        v["error"]["data"]["supported"],
+        json!(["2025-11-25"]),
+        "{v}"
+    );
+    // A new session joins the same process.
+    let mut carol = gw.client("/mcp/shared", Some(&alice_t));
+    carol.initialize();
+    let r = echo_call(&carol, 1, "carol");
+    assert_eq!(util::call_text(&r.json()), "carol");
+    assert_eq!(spawns(&home, "shared"), 1, "{}", gw.stderr());
+
+    // Each session's calls are recorded with its own client, and alice's cancellation reached the server
+    // as hers (her request's upstream id, not bob's).
+    let events = util::audit_events(&home, "shared");
+    for who in ["alice", "bob"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["client"] == who && e["method"] == "tools/call" && e["status"] == "ok"),
+            "{who}: {events:#?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["client"] == "alice" && e["method"] == "notifications/cancelled"),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn serve_per_session_is_the_default_and_shared_refuses_bad_values() {
+    let home = TestHome::new();
+    let dir = palisade_testkit::TempDir::new("serve-per-session");
+    let policy = sharing_policy(&dir, &echo());
+    let gw = Gateway::start(
+        &home,
+        &["--no-auth", "--policy", policy.to_str().unwrap()],
+        &[] as &[&str],
+    );
+    for path in ["/mcp/isolated", "/mcp/shared"] {
+        for _ in 0..2 {
+            let mut c = gw.client(path, None);
+            c.initialize();
+            let r = echo_call(&c, 1, "x");
+            assert_eq!(util::call_text(&r.json()), "x");
+        }
+    }
+    assert_eq!(spawns(&home, "isolated"), 2, "a process per session");
+    assert_eq!(spawns(&home, "shared"), 1, "one process for both");
+
+    // A value that is neither is a policy error at its line, naming both spellings.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = 1\n[servers.x]\ncommand = [\"x\"]\nprocess = \"per-server\"\n",
+    )
+    .unwrap();
+    let out = util::output(&home, &["policy", "check", bad.to_str().unwrap()]);
+    let (code, stdout, stderr) = util::code_out_err(&out);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("error[invalid-value]"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains(&format!("{}:4:", bad.display())), "{line}");
+    assert!(
+        stdout.contains("per-session") && stdout.contains("\"shared\""),
+        "{stdout}"
+    );
+}
+
+/// The real server-everything behind one shared process: two sessions, concurrent calls with the same
+/// ids, and a DELETE of one that leaves the other working.
+#[test]
+fn serve_shared_process_with_server_everything() {
+    let home = TestHome::new();
+    let dir = palisade_testkit::TempDir::new("serve-shared-se");
+    let policy = sharing_policy(&dir, &palisade_testkit::peers::server_everything_stdio());
+    let gw = Gateway::start(
+        &home,
+        &[
+            "--no-auth",
+            "--rate-limit",
+            "off",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[] as &[&str],
+    );
+    let mut clients: Vec<http::Client> = (0..2).map(|_| gw.client("/mcp/shared", None)).collect();
+    for c in &mut clients {
+        let init = c.initialize();
+        assert_eq!(
+            init["result"]["serverInfo"]["name"]
+                .as_str()
+                .map(|n| n.contains("everything")),
+            Some(true),
+            "{init}"
+        );
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                (1..=3).map(move |id| {
+                    s.spawn(move || {
+                        let msg = format!("session-{i}-{id}");
+                        let r = c.call(
+                            id,
+                            "tools/call",
+                            json!({"name": "echo", "arguments": {"message": msg}}),
+                        );
+                        assert_eq!(r["id"], id, "{r}");
+                        assert!(util::call_text(&r).contains(&msg), "{r}");
+                    })
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(spawns(&home, "shared"), 1, "{}", gw.stderr());
+    assert_eq!(clients[0].delete().status, 200);
+    let r = clients[1].call(
+        9,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "after"}}),
+    );
+    assert!(util::call_text(&r).contains("after"), "{r}");
+    let r = clients[0].post(&json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}));
+    assert_eq!(r.status, 404, "{}", r.text());
+}
