@@ -921,3 +921,122 @@ fn serve_shared_process_with_server_everything() {
     let r = clients[0].post(&json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}));
     assert_eq!(r.status, 404, "{}", r.text());
 }
+
+/// Reads an open SSE stream until `needle` arrives; panics after `secs`.
+fn read_stream_until(s: &mut std::net::TcpStream, needle: &str, secs: u64) -> String {
+    use std::io::Read;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    while std::time::Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if String::from_utf8_lossy(&got).contains(needle) {
+            return String::from_utf8_lossy(&got).into_owned();
+        }
+    }
+    panic!(
+        "no {needle} on the stream within {secs}s: {}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn serve_shared_process_fans_out_list_changes_to_every_session() {
+    let home = TestHome::new();
+    let dir = palisade_testkit::TempDir::new("serve-shared-fanout");
+    let changing = util::echo_server_with(&[("ECHO_SERVER_CHANGE_TOOLS_AFTER", "1")]);
+    let policy = sharing_policy(&dir, &changing);
+    let gw = Gateway::start(
+        &home,
+        &["--no-auth", "--policy", policy.to_str().unwrap()],
+        &[] as &[&str],
+    );
+    let mut a = gw.client("/mcp/shared", None);
+    let mut b = gw.client("/mcp/shared", None);
+    a.initialize();
+    b.initialize();
+    let mut streams: Vec<_> = [&a, &b]
+        .iter()
+        .map(|c| {
+            let sid = c.session.clone().unwrap();
+            let (head, s) = request_head(
+                gw.addr,
+                "GET",
+                "/mcp/shared",
+                &[
+                    ("Accept", "text/event-stream"),
+                    ("Mcp-Session-Id", &sid),
+                    ("MCP-Protocol-Version", "2025-11-25"),
+                ],
+            );
+            assert_eq!(head.status, 200, "{}", head.text());
+            s
+        })
+        .collect();
+    // The first tools/list makes the server change its tools and say so: every session hears it.
+    let tools = a.call(1, "tools/list", json!({}));
+    assert_eq!(util::tool_names(&tools), ["echo"]);
+    for s in &mut streams {
+        read_stream_until(s, "notifications/tools/list_changed", 10);
+    }
+}
+
+#[test]
+fn serve_shared_sessions_idle_out_one_by_one_and_the_process_after_them() {
+    let home = TestHome::new();
+    let dir = palisade_testkit::TempDir::new("serve-shared-idle");
+    let policy = sharing_policy(&dir, &echo());
+    let gw = Gateway::start(
+        &home,
+        &[
+            "--no-auth",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--session-idle",
+            "1s",
+            "--max-sessions",
+            "2",
+        ],
+        &[] as &[&str],
+    );
+    let mut a = gw.client("/mcp/shared", None);
+    let mut b = gw.client("/mcp/shared", None);
+    a.initialize();
+    b.initialize();
+    // Both idle out, each freeing its place under --max-sessions, and the process stops after them.
+    let events = util::wait_for(
+        std::time::Duration::from_secs(15),
+        "the shared process's exit",
+        || {
+            let ev = util::audit_events(&home, "shared");
+            ev.iter().any(|e| e["kind"] == "exit").then_some(ev)
+        },
+        || gw.stderr(),
+    );
+    let exit = events.iter().find(|e| e["kind"] == "exit").unwrap();
+    assert!(
+        exit["detail"].as_str().unwrap_or("").contains("idle"),
+        "{exit}"
+    );
+    for c in [&a, &b] {
+        let r = c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
+    let mut c = gw.client("/mcp/shared", None);
+    let mut d = gw.client("/mcp/shared", None);
+    c.initialize();
+    d.initialize();
+    let r = echo_call(&d, 1, "again");
+    assert_eq!(util::call_text(&r.json()), "again");
+    assert_eq!(
+        spawns(&home, "shared"),
+        2,
+        "a new process after the old one stopped"
+    );
+}
