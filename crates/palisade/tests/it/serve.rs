@@ -753,7 +753,20 @@ fn serve_shared_process_serves_every_session_with_ids_kept_apart() {
     });
     let b = bob.clone();
     let bobs = std::thread::spawn(move || echo_call(&b, 5, "bob-5"));
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Both calls are with the server (recorded when forwarded) before alice cancels.
+    util::wait_for(
+        std::time::Duration::from_secs(10),
+        "both calls 5 in flight",
+        || {
+            let ev = util::audit_events(&home, "shared");
+            let sent = |text: &str| {
+                ev.iter()
+                    .any(|e| e["method"] == "tools/call" && e["args"]["text"] == text)
+            };
+            (sent("alice-5") && sent("bob-5")).then_some(())
+        },
+        || gw.stderr(),
+    );
     let n = alice.post(
         &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                 "params": {"requestId": 5, "reason": "test"}}),
