@@ -71,6 +71,9 @@ pub(crate) struct HttpArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// `palisade serve --threads N` (1, palisade's default, is one event-loop thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    serve_threads: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,6 +131,9 @@ struct Run {
     /// CPU time of the front process per request, and of the front's whole process tree.
     front_cpu_us: Option<f64>,
     tree_cpu_us: Option<f64>,
+    /// CPU time of the load generator (this process) per request: what the client side costs, on the
+    /// same cores.
+    loadgen_cpu_us: Option<f64>,
 }
 
 pub(crate) fn run(args: &HttpArgs) -> Result<()> {
@@ -273,7 +279,7 @@ fn bench_policy() -> String {
     crate::POLICY.replace("max_concurrent_calls = 16", "max_concurrent_calls = 1024")
 }
 
-fn start(paths: &Paths, b: &Backend, t: Target) -> Result<Started> {
+fn start(args: &HttpArgs, paths: &Paths, b: &Backend, t: Target) -> Result<Started> {
     let home = TestHome::new();
     let port = free_port()?;
     let mut auth = None;
@@ -304,6 +310,8 @@ fn start(paths: &Paths, b: &Backend, t: Target) -> Result<Started> {
                 .arg("--policy")
                 .arg(&policy)
                 .args(["--rate-limit", "off", "--profile", "dev"])
+                .arg("--threads")
+                .arg(args.serve_threads.to_string())
                 .arg("--")
                 .args(&b.argv);
             c
@@ -409,7 +417,7 @@ async fn run_target(
     if t == Target::Stdio {
         return run_stdio(args, b, round).await;
     }
-    let started = start(paths, b, t)?;
+    let started = start(args, paths, b, t)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let session = loop {
         match open_session(&started).await {
@@ -647,6 +655,7 @@ struct Sampled {
     hwm_kb: Option<u64>,
     front_cpu_ns: Option<u64>,
     tree_cpu_ns: Option<u64>,
+    loadgen_cpu_ns: Option<u64>,
 }
 
 impl Sampler {
@@ -659,8 +668,10 @@ impl Sampler {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let tree = tree_pids(front);
+            let me = std::process::id();
             let f0 = sched(front).map(|s| s.cpu_ns);
             let t0 = tree_cpu_ns(&tree);
+            let l0 = sched(me).map(|s| s.cpu_ns);
             let mut peak = None::<u64>;
             while Instant::now() < end && !flag.load(Ordering::Relaxed) {
                 if let (Some(rss), _) = rss_kb(front) {
@@ -670,6 +681,8 @@ impl Sampler {
             }
             let f1 = sched(front).map(|s| s.cpu_ns);
             let t1 = tree_cpu_ns(&tree);
+            let l1 = sched(me).map(|s| s.cpu_ns);
+            out.loadgen_cpu_ns = l0.zip(l1).map(|(a, b)| b.saturating_sub(a));
             out.rss_peak_kb = peak;
             out.hwm_kb = rss_kb(front).1;
             out.front_cpu_ns = f0.zip(f1).map(|(a, b)| b.saturating_sub(a));
@@ -709,6 +722,7 @@ fn summarize(mut lat: Vec<u32>, secs: u64, s: Sampled) -> Run {
         hwm_kb: s.hwm_kb,
         front_cpu_us: per(s.front_cpu_ns),
         tree_cpu_us: per(s.tree_cpu_ns),
+        loadgen_cpu_us: per(s.loadgen_cpu_ns),
     }
 }
 
@@ -858,6 +872,7 @@ fn build_report(
                     "hwm_kb": col(&|r| r.hwm_kb.map(|v| v as f64)),
                     "front_cpu_us_per_req": col(&|r| r.front_cpu_us),
                     "tree_cpu_us_per_req": col(&|r| r.tree_cpu_us),
+                    "loadgen_cpu_us_per_req": col(&|r| r.loadgen_cpu_us),
                 }));
             }
         }
@@ -867,7 +882,7 @@ fn build_report(
         "machine": {"cpu": crate::cpu_model(), "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
                     "loadavg_end": crate::loadavg()},
         "settings": {"rounds": args.rounds, "concurrency": args.concurrency, "secs": args.secs,
-                     "warmup_secs": args.warmup_secs},
+                     "warmup_secs": args.warmup_secs, "serve_threads": args.serve_threads},
         "backends": backends.iter().map(|b| json!({"name": b.name, "label": b.label})).collect::<Vec<_>>(),
         "took_secs": took.as_secs_f64(),
         "rows": rows,
@@ -875,7 +890,7 @@ fn build_report(
             "backend": b, "round": r.round, "target": r.target.name(), "concurrency": r.concurrency,
             "requests": r.requests, "rps": r.rps, "p50_us": r.p50_us, "p99_us": r.p99_us, "max_us": r.max_us,
             "rss_peak_kb": r.rss_peak_kb, "hwm_kb": r.hwm_kb, "front_cpu_us_per_req": r.front_cpu_us,
-            "tree_cpu_us_per_req": r.tree_cpu_us,
+            "tree_cpu_us_per_req": r.tree_cpu_us, "loadgen_cpu_us_per_req": r.loadgen_cpu_us,
         })).collect::<Vec<_>>(),
     })
 }
@@ -904,7 +919,7 @@ fn print_text(report: &Value) {
             let _ = writeln!(out, "\nbackend: {b}");
             let _ = writeln!(
                 out,
-                "{:<16} {:>3}  {:>24}  {:>22}  {:>22}  {:>10}  {:>9}  {:>9}",
+                "{:<16} {:>3}  {:>24}  {:>22}  {:>22}  {:>10}  {:>9}  {:>9}  {:>9}",
                 "target",
                 "c",
                 "req/s",
@@ -912,13 +927,14 @@ fn print_text(report: &Value) {
                 "p99 µs",
                 "peak RSS kB",
                 "front µs/req",
-                "tree µs/req"
+                "tree µs/req",
+                "client µs/req"
             );
             last = b;
         }
         let _ = writeln!(
             out,
-            "{:<16} {:>3}  {:>24}  {:>22}  {:>22}  {:>10}  {:>9}  {:>9}",
+            "{:<16} {:>3}  {:>24}  {:>22}  {:>22}  {:>10}  {:>9}  {:>9}  {:>9}",
             r["target"].as_str().unwrap_or("?"),
             r["concurrency"],
             f(&r["rps"], 0),
@@ -931,6 +947,9 @@ fn print_text(report: &Value) {
                 .as_f64()
                 .map_or("-".into(), |v| format!("{v:.1}")),
             r["tree_cpu_us_per_req"]["median"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.1}")),
+            r["loadgen_cpu_us_per_req"]["median"]
                 .as_f64()
                 .map_or("-".into(), |v| format!("{v:.1}")),
         );
