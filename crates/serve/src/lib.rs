@@ -6,9 +6,10 @@
 //! one ordered function ([`http`]): Host and Origin checks, authentication ([`auth`]: palisade client
 //! tokens or OAuth 2.1 JWTs), scopes ([`scope`]), rate and size limits, then the protocol era:
 //!
-//! * **2025-11-25 and earlier** (sessions): `initialize` starts a server process for the session, whose
-//!   random `MCP-Session-Id` is bound to the client that opened it; requests are answered as JSON or SSE,
-//!   a GET stream carries server-initiated messages, DELETE ends the session.
+//! * **2025-11-25 and earlier** (sessions): `initialize` starts a server process for the session (or joins
+//!   the server's one process when its policy says `process = "shared"`), whose random `MCP-Session-Id`
+//!   is bound to the client that opened it; requests are answered as JSON or SSE, a GET stream carries
+//!   server-initiated messages, DELETE ends the session.
 //! * **2026-07-28** (stateless): every request carries its own `_meta`; the mirrored headers
 //!   (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) must equal the body ([`headers`]);
 //!   requests share one server process per backend, with ids rewritten so clients never collide.
