@@ -34,38 +34,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use palisade_scan::report::{counts, sarif};
+use palisade_scan::report::{counts, sarif, severity_counts};
 use palisade_scan::{Finding, Severity};
 use serde_json::{Value, json};
 
 use crate::audit::{AuditReport, Level, StaticStatus};
 
-/// ANSI styling, or none.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    /// Emit ANSI color codes.
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_owned()
-        }
-    }
-}
-
-fn sev_code(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "1;31",
-        Severity::High => "31",
-        Severity::Medium => "33",
-        Severity::Low => "36",
-        Severity::Info => "2",
-    }
-}
+/// ANSI styling, or none: the one every palisade report uses.
+pub use palisade_scan::render::Style;
 
 fn kib(n: usize) -> String {
     if n >= 1 << 20 {
@@ -246,12 +222,7 @@ pub fn text(r: &AuditReport, style: Style) -> String {
         let _ = writeln!(o, "  {}", style.paint("32", "no findings"));
     }
     for f in &r.findings {
-        let _ = writeln!(
-            o,
-            "  {}  {}",
-            style.paint(sev_code(f.severity), &format!("{:<8}", f.severity.as_str())),
-            f.message
-        );
+        let _ = writeln!(o, "  {}  {}", style.severity(f.severity), f.message);
         let at = f
             .location
             .as_ref()
@@ -267,13 +238,7 @@ pub fn text(r: &AuditReport, style: Style) -> String {
             style.paint("2", &format!("{at}{} · fix: {}", f.rule, f.fix))
         );
     }
-    let c = counts(&r.findings);
-    let by: Vec<String> = Severity::ALL
-        .iter()
-        .rev()
-        .filter(|s| c[**s as usize] > 0)
-        .map(|s| format!("{} {}", c[*s as usize], s.as_str()))
-        .collect();
+    let by = severity_counts(&r.findings);
     let _ = writeln!(
         o,
         "\n{} finding{}{}",
@@ -282,7 +247,7 @@ pub fn text(r: &AuditReport, style: Style) -> String {
         if by.is_empty() {
             String::new()
         } else {
-            format!(": {}", by.join(", "))
+            format!(": {by}")
         }
     );
     o
@@ -298,19 +263,16 @@ fn list_or_none(v: &[String]) -> String {
     }
 }
 
+/// A finding's JSON: the fields every palisade report gives one, with the path relative to the package.
 fn finding_json(f: &Finding, base: &Path) -> Value {
-    let loc = f.location.as_ref();
-    json!({
-        "rule": f.rule,
-        "severity": f.severity.as_str(),
-        "message": f.message,
-        "fix": f.fix,
-        "path": loc.map(|l| l.path.strip_prefix(base).unwrap_or(&l.path).display().to_string()),
-        "line": loc.map(|l| l.start.line),
-        "column": loc.map(|l| l.start.column),
-        "evidence": f.evidence,
-        "fingerprint": f.fingerprint(),
-    })
+    let path = f.location.as_ref().map(|l| {
+        l.path
+            .strip_prefix(base)
+            .unwrap_or(&l.path)
+            .display()
+            .to_string()
+    });
+    palisade_scan::report::finding_json(f, path)
 }
 
 /// The JSON document (see the [module docs](self)).

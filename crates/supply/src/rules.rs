@@ -2,20 +2,7 @@
 //! API: never renamed, never reused), a default severity, what it means and how to fix it. SARIF `rules[]`
 //! and `docs/audit.md` are generated from / checked against this list.
 
-use palisade_scan::{RuleMeta, Severity};
-
-macro_rules! rule {
-    ($name:ident, $id:literal, $sev:ident, $title:literal, $why:literal, $fix:literal) => {
-        #[doc = $title]
-        pub const $name: RuleMeta = RuleMeta {
-            id: $id,
-            severity: Severity::$sev,
-            title: $title,
-            why: $why,
-            fix: $fix,
-        };
-    };
-}
+use palisade_scan::{RuleMeta, rule};
 
 rule!(
     KNOWN_VULNERABILITY,
