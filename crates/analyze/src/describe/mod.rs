@@ -329,6 +329,16 @@ static MARKUP: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 static HTML_COMMENT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)<!--(.*?)(?:-->|$)").expect("comment regex"));
+/// Whether a base64-looking run is a file path: two or more slashes, and no piece between them mixes
+/// upper and lower case (hex digests, lowercase directory names).
+fn path_like(run: &str) -> bool {
+    run.matches('/').count() >= 2
+        && run.split('/').all(|piece| {
+            !(piece.bytes().any(|b| b.is_ascii_uppercase())
+                && piece.bytes().any(|b| b.is_ascii_lowercase()))
+        })
+}
+
 static BASE64_RUN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{60,}={0,2}").expect("base64 regex"));
 static EMPHATIC: LazyLock<Regex> = LazyLock::new(|| {
@@ -804,8 +814,10 @@ fn analyze_text(
             Some(text::snippet(inner, 120)),
         );
     }
-    // The first run is enough to flag the field (and to analyze what it says).
-    if let Some(m) = BASE64_RUN.find(value) {
+    // The first run is enough to flag the field (and to analyze what it says). File paths match the
+    // character class too (`…/store/npm/<sha512 hex>/node_modules/…`): a run cut by slashes into
+    // single-case pieces is a path, not base64, which mixes cases within any few characters.
+    if let Some(m) = BASE64_RUN.find_iter(value).find(|m| !path_like(m.as_str())) {
         let decoded = text::base64_decode(m.as_str()).and_then(|b| text::printable(&b));
         match decoded {
             Some(d) => {
