@@ -405,7 +405,20 @@ fn apply_pins(
     }
     // Held: what was shown is recorded as awaiting approval (so `pin accept` approves exactly it), and a
     // changed tool of a server with no pins yet is pinned to the current version's definition, so
-    // trust-on-first-use cannot approve the new one silently.
+    // trust-on-first-use cannot approve the new one silently. Under `tofu`, an added tool is pinned to the
+    // definition shown here (the user saw it and said yes): trust on first use would take whatever the
+    // server presents at its first run instead, and a different definition then is held as changed.
+    use palisade_policy::PinMode;
+    let tofu_added: BTreeMap<String, String> = if mode == PinMode::Tofu {
+        tools
+            .rows
+            .iter()
+            .filter(|r| r.change == staged::Change::Added)
+            .filter_map(|r| Some((r.name.clone(), r.pin.clone()?)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let current_pins: BTreeMap<String, String> = tools
         .rows
         .iter()
@@ -421,6 +434,10 @@ fn apply_pins(
         for (n, h) in &current_pins {
             p.approved.entry(n.clone()).or_insert_with(|| h.clone());
         }
+        for (n, h) in &tofu_added {
+            p.approved.entry(n.clone()).or_insert_with(|| h.clone());
+            p.observed.remove(n);
+        }
     })?;
     let mut parts = Vec::new();
     let changed = names(staged::Change::Changed);
@@ -432,14 +449,13 @@ fn apply_pins(
     }
     let added = names(staged::Change::Added);
     if !added.is_empty() {
-        use palisade_policy::PinMode;
         parts.push(format!(
             "added {} {}",
             added.join(", "),
             match mode {
                 PinMode::Require => "are held for approval (pinning mode `require`)",
                 PinMode::Tofu =>
-                    "will be trusted on first use (pinning mode `tofu`; `require` would hold them)",
+                    "are pinned to the definitions shown above (pinning mode `tofu`): a different one at run time is held",
                 PinMode::Off => "are usable at once: pinning is off",
             }
         ));

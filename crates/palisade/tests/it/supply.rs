@@ -875,7 +875,17 @@ fn update_shows_tool_changes_against_the_pins_and_holds_changed_tools() {
         "{}",
         j["pins"]
     );
-    // The pinning guard hides the changed tool; the added one is trusted on first use (tofu).
+    // Under tofu, the added tool is pinned to the definition the update showed (not to whatever the
+    // server presents first at run time).
+    assert!(
+        j["pins"]
+            .as_str()
+            .unwrap()
+            .contains("added `write_file` are pinned to the definitions shown above"),
+        "{}",
+        j["pins"]
+    );
+    // The pinning guard hides the changed tool; the added one is visible (its shown definition is the pin).
     assert_eq!(visible_tools(&home), ["read_file", "write_file"]);
 
     // Back to 1.0.0, then the same update with --accept-tools: the new definition is approved.
