@@ -252,10 +252,12 @@ fn inspect_text_prints_a_header_and_one_row_per_tool() {
         .iter()
         .position(|l| l.starts_with("TOOL") && l.contains("PIN"))
         .unwrap_or_else(|| panic!("no table header:\n{out}"));
+    // The table ends at the first blank line (prompts and resources follow it).
     let rows: Vec<&str> = lines[header + 1..]
         .iter()
         .copied()
-        .filter(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with("hint:"))
+        .take_while(|l| !l.is_empty())
+        .filter(|l| !l.starts_with(' ') && !l.starts_with("hint:"))
         .collect();
     assert_eq!(rows.len(), names.len(), "one row per tool:\n{out}");
     for (row, name) in rows.iter().zip(&names) {
