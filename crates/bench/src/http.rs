@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::{Paths, locate_binaries, path_str, rss_kb, sched};
+use crate::{Paths, locate_binaries, path_str, percentile, rss_kb, sched, spread};
 
 /// `palisade-bench http` options.
 #[derive(Debug, clap::Args)]
@@ -705,8 +705,7 @@ fn summarize(mut lat: Vec<u32>, secs: u64, s: Sampled) -> Run {
         if lat.is_empty() {
             return f64::NAN;
         }
-        let rank = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len());
-        f64::from(lat[rank - 1])
+        f64::from(percentile(&lat, p))
     };
     let per = |ns: Option<u64>| ns.filter(|_| n > 0).map(|v| v as f64 / 1e3 / n as f64);
     Run {
@@ -824,15 +823,6 @@ async fn run_stdio(args: &HttpArgs, b: &Backend, round: u32) -> Result<Vec<Run>>
     Ok(out)
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 fn build_report(
     args: &HttpArgs,
     backends: &[Backend],
@@ -852,12 +842,14 @@ fn build_report(
                 if rs.is_empty() {
                     continue;
                 }
+                // Median [min–max] over the rounds, as the stdio bench reports them.
                 let col = |f: &dyn Fn(&Run) -> Option<f64>| {
-                    let vals: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
-                    let min = vals.iter().copied().fold(f64::INFINITY, f64::min);
-                    let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    json!({"median": median(vals.clone()), "min": min.is_finite().then_some(min),
-                           "max": max.is_finite().then_some(max)})
+                    let vals: Vec<f64> = rs
+                        .iter()
+                        .filter_map(|r| f(r))
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    spread(&vals)
                 };
                 rows.push(json!({
                     "backend": b.name,
