@@ -42,7 +42,7 @@ pub use auth::jwt::OAuthConfig;
 pub use auth::tokens::{TokenError, TokenInfo, TokenStore};
 pub use backend::{Backend, Spawned};
 pub use config::{Config, Limits};
-pub use remote::Remote;
+pub use remote::{Refresh, Remote};
 pub use scope::{Principal, Scopes};
 
 use hyper_util::rt::{TokioIo, TokioTimer};

@@ -43,7 +43,7 @@ use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -66,6 +66,14 @@ const LISTEN_RETRIES: u32 = 5;
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
+/// How often credentials that can change while palisade serves (`cmd:` and `file:` references) are
+/// resolved again; the resolver's own cache (a `cmd:` reference's `ttl`) decides whether that runs anything.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// Resolves a remote server's credential headers again (`(name, value)` pairs). Runs on a blocking
+/// thread: it may run a command or read a file.
+pub type Refresh = Arc<dyn Fn() -> Result<Vec<(String, String)>, String> + Send + Sync>;
+
 /// A remote server's endpoint and credentials, checked.
 pub struct Remote {
     url: url::Url,
@@ -77,7 +85,10 @@ pub struct Remote {
     /// The URL's host names this machine: only then may it resolve to loopback (or use plain http).
     loopback_host: bool,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The credential headers; replaced when [`Remote::refresh`] gives new values.
+    headers: std::sync::RwLock<Vec<(HeaderName, HeaderValue)>>,
+    /// Where changed credentials come from, and when they were last resolved.
+    refresh: Option<(Refresh, std::sync::Mutex<Instant>)>,
     allow_private: bool,
 }
 
@@ -88,8 +99,15 @@ impl std::fmt::Debug for Remote {
             .field("url", &self.url.as_str())
             .field(
                 "headers",
-                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self
+                    .headers
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>(),
             )
+            .field("refreshed", &self.refresh.is_some())
             .field("allow_private", &self.allow_private)
             .finish()
     }
@@ -166,19 +184,7 @@ impl Remote {
         } else {
             None
         };
-        let mut checked = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| bad(format!("{name:?} is not a header name")))?;
-            // The value is never part of the error: it is a credential.
-            let mut v = HeaderValue::from_str(&value).map_err(|_| {
-                bad(format!(
-                    "the value of header {name} is not a valid header value (a line break or control character?)"
-                ))
-            })?;
-            v.set_sensitive(true);
-            checked.push((n, v));
-        }
+        let checked = credential_headers(headers).map_err(bad)?;
         Ok(Remote {
             url: u,
             authority,
@@ -186,9 +192,43 @@ impl Remote {
             port,
             loopback_host,
             tls,
-            headers: checked,
+            headers: std::sync::RwLock::new(checked),
+            refresh: None,
             allow_private,
         })
+    }
+
+    /// Credentials that can change while serving (short-lived tokens from a `cmd:` or a `file:`
+    /// reference): `refresh` resolves them again at most every few seconds before a request, and at once
+    /// when the upstream answers 401, after which the request is sent once more with the new values.
+    #[must_use]
+    pub fn refreshing(mut self, refresh: Refresh) -> Remote {
+        self.refresh = Some((refresh, std::sync::Mutex::new(Instant::now())));
+        self
+    }
+
+    /// Resolves the credentials again if they may have changed (`force`: the upstream just refused
+    /// them). `Ok(true)` when different values are now in place.
+    async fn refresh_credentials(&self, force: bool) -> Result<bool, String> {
+        let Some((refresh, last)) = &self.refresh else {
+            return Ok(false);
+        };
+        {
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if !force && last.elapsed() < REFRESH_EVERY {
+                return Ok(false);
+            }
+            *last = Instant::now();
+        }
+        let refresh = refresh.clone();
+        let pairs = tokio::task::spawn_blocking(move || refresh())
+            .await
+            .map_err(|e| e.to_string())??;
+        let fresh = credential_headers(pairs)?;
+        let mut headers = self.headers.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *headers != fresh;
+        *headers = fresh;
+        Ok(changed)
     }
 
     /// The endpoint, for banners and the audit trail (never carries credentials: they are refused).
@@ -286,7 +326,12 @@ impl Remote {
         if let Some(v) = version {
             b = b.header(VERSION_HEADER, v);
         }
-        for (n, v) in &self.headers {
+        for (n, v) in self
+            .headers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             b = b.header(n, v);
         }
         b.body(Full::new(body)).unwrap_or_else(|_| {
@@ -309,6 +354,25 @@ where
         let _ = conn.await;
     });
     Ok(send)
+}
+
+/// Credential headers, checked and marked sensitive. An error names the header, never its value.
+fn credential_headers(
+    headers: Vec<(String, String)>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let mut checked = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let mut v = HeaderValue::from_str(&value).map_err(|_| {
+            format!(
+                "the value of header {name} is not a valid header value (a line break or control character?)"
+            )
+        })?;
+        v.set_sensitive(true);
+        checked.push((n, v));
+    }
+    Ok(checked)
 }
 
 /// Whether palisade may connect to `ip` for an upstream whose URL names loopback (`loopback_host`) or
@@ -553,16 +617,57 @@ impl Bridge {
                 let _ = out.send(error_response(Some(id), code, text));
             }
         };
-        let mut req = self.remote.request(
-            Method::POST,
-            Bytes::copy_from_slice(msg.raw()),
-            &self.shared,
-        );
-        if self.shared.session().1.is_none() {
-            // No session was negotiated: a 2026-07-28 request carries its own version; mirror it.
-            stateless_headers(&msg, req.headers_mut());
+        if let Err(why) = self.remote.refresh_credentials(false).await {
+            self.event(
+                &method,
+                "upstream-credentials-unresolved",
+                format!("the credentials could not be resolved again ({why}); the previous ones are sent"),
+            );
         }
-        let res = match self.send(req).await {
+        let mut refreshed = false;
+        let res = loop {
+            let mut req = self.remote.request(
+                Method::POST,
+                Bytes::copy_from_slice(msg.raw()),
+                &self.shared,
+            );
+            if self.shared.session().1.is_none() {
+                // No session was negotiated: a 2026-07-28 request carries its own version; mirror it.
+                stateless_headers(&msg, req.headers_mut());
+            }
+            let sent = self.send(req).await;
+            // A 401 to credentials that can change: resolve them again and, if they did change, send
+            // the request once more (the upstream refused it before doing anything with it).
+            if let Ok((res, _)) = &sent
+                && res.status() == StatusCode::UNAUTHORIZED
+                && !refreshed
+            {
+                match self.remote.refresh_credentials(true).await {
+                    Ok(true) => {
+                        refreshed = true;
+                        self.event(
+                            &method,
+                            "upstream-credentials-refreshed",
+                            format!(
+                                "{} answered HTTP 401; the credentials were resolved again and the request sent once more",
+                                self.remote.url()
+                            ),
+                        );
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(why) => self.event(
+                        &method,
+                        "upstream-credentials-unresolved",
+                        format!(
+                            "after HTTP 401 the credentials could not be resolved again: {why}"
+                        ),
+                    ),
+                }
+            }
+            break sent;
+        };
+        let res = match res {
             Ok(r) => r,
             Err(ConnectError::Refused(why)) => {
                 fail(

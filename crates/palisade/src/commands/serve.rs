@@ -115,32 +115,59 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitStatus> {
 }
 
 /// A remote server's client: its credentials resolved from the secret store now (never printed; an
-/// error names the key and the reference kind, never a value), its URL checked.
+/// error names the key and the reference kind, never a value), its URL checked. Credentials that can
+/// change while palisade serves (`cmd:` and `file:` references: short-lived tokens) are resolved again
+/// as they go stale (see [`Remote::refreshing`]); the others are fixed for the process's life.
 fn remote_upstream(name: &str, r: &ServerRemote) -> Result<Remote> {
-    let resolver = palisade_secrets::Resolver::from_env();
-    let resolve = |key: &str, value: &str| -> Result<String> {
-        let reference = palisade_secrets::Reference::parse(value)
-            .map_err(|e| ConfigError(format!("[servers.{name}] {key}: {e}")))?;
-        let secret = resolver.resolve(&reference).map_err(|e| {
-            ConfigError(format!(
-                "[servers.{name}] {key} ({} reference): {e}",
-                reference.kind()
-            ))
-        })?;
-        Ok(secret.expose_str().to_owned())
+    // (header, key in the table, reference, the value's prefix)
+    let mut refs: Vec<(String, String, palisade_secrets::Reference, &'static str)> = Vec::new();
+    let parse = |key: &str, value: &str| {
+        palisade_secrets::Reference::parse(value)
+            .map_err(|e| ConfigError(format!("[servers.{name}] {key}: {e}")))
     };
-    let mut headers = Vec::new();
     if let Some(b) = &r.bearer {
-        headers.push((
-            "Authorization".to_owned(),
-            format!("Bearer {}", resolve("bearer", b)?),
+        refs.push((
+            "Authorization".into(),
+            "bearer".into(),
+            parse("bearer", b)?,
+            "Bearer ",
         ));
     }
     for (h, v) in &r.headers {
-        headers.push((h.clone(), resolve(&format!("headers.{h}"), v)?));
+        let key = format!("headers.{h}");
+        let reference = parse(&key, v)?;
+        refs.push((h.clone(), key, reference, ""));
     }
-    Remote::new(&r.url, headers, r.allow_private, r.ca_file.clone())
-        .map_err(|e| ConfigError(format!("[servers.{name}] {e}")).into())
+    let resolver = std::sync::Arc::new(palisade_secrets::Resolver::from_env());
+    let server = name.to_owned();
+    let resolve_all = {
+        let refs = refs.clone();
+        let resolver = resolver.clone();
+        move || -> Result<Vec<(String, String)>, String> {
+            refs.iter()
+                .map(|(header, key, reference, prefix)| {
+                    let secret = resolver.resolve(reference).map_err(|e| {
+                        format!(
+                            "[servers.{server}] {key} ({} reference): {e}",
+                            reference.kind()
+                        )
+                    })?;
+                    Ok((header.clone(), format!("{prefix}{}", secret.expose_str())))
+                })
+                .collect()
+        }
+    };
+    let headers = resolve_all().map_err(ConfigError)?;
+    let remote = Remote::new(&r.url, headers, r.allow_private, r.ca_file.clone())
+        .map_err(|e| ConfigError(format!("[servers.{name}] {e}")))?;
+    let changing = refs
+        .iter()
+        .any(|(_, _, reference, _)| matches!(reference.kind(), "cmd" | "file"));
+    Ok(if changing {
+        remote.refreshing(std::sync::Arc::new(resolve_all))
+    } else {
+        remote
+    })
 }
 
 /// A served server: its path, its settings and, for a remote server, its endpoint.

@@ -312,8 +312,9 @@ fn serve_remote_ends_the_session_when_the_upstream_session_is_gone() {
 }
 
 /// A loopback HTTPS stand-in for a remote MCP server that records every request's method, path and
-/// headers (one JSON line each). `tools/call` of `locked` answers 401; after a `tools/call` of `forget`,
-/// every request with a session id answers 404 (the session ended upstream).
+/// headers (one JSON line each). `tools/call` of `locked` answers 401, of `rotated` 401 unless the bearer
+/// token is `token-2`; after a `tools/call` of `forget`, every request with a session id answers 404 (the
+/// session ended upstream).
 const RECORDER: &str = r#"
 import json
 log = open(sys.argv[1], "a", buffering=1)
@@ -351,11 +352,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(200, {"jsonrpc": "2.0", "id": i, "result": {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": {"name": "recorder", "version": "1"}}}, [("Mcp-Session-Id", "upstream-session-1")])
         if m == "tools/list":
             tool = lambda name: {"name": name, "inputSchema": {"type": "object"}}
-            return self.send(200, {"jsonrpc": "2.0", "id": i, "result": {"tools": [tool("whoami"), tool("locked"), tool("forget")]}})
+            return self.send(200, {"jsonrpc": "2.0", "id": i, "result": {"tools": [tool("whoami"), tool("locked"), tool("forget"), tool("rotated")]}})
         if m == "tools/call" and msg["params"]["name"] == "forget":
             forgotten.append(1)
         if m == "tools/call" and msg["params"]["name"] == "locked":
             return self.send(401, {"error": "no"}, [("WWW-Authenticate", "Bearer")])
+        if m == "tools/call" and msg["params"]["name"] == "rotated" and self.headers.get("Authorization") != "Bearer token-2":
+            return self.send(401, {"error": "expired"}, [("WWW-Authenticate", "Bearer")])
         if m == "tools/call":
             return self.send(200, {"jsonrpc": "2.0", "id": i, "result": {"content": [{"type": "text", "text": "recorded"}]}})
         self.send(200, {"jsonrpc": "2.0", "id": i, "result": {}})
@@ -509,6 +512,80 @@ fn serve_remote_sends_the_configured_credentials_and_never_the_clients() {
     let log = std::fs::read_to_string(util::audit_log(&home, "rec")).unwrap();
     assert!(!log.contains(secret) && !gw.stderr().contains(secret));
     assert!(log.contains("upstream-unauthorized"), "{log}");
+}
+
+/// A short-lived credential (a `file:` reference another program rotates): when the upstream answers 401,
+/// palisade resolves it again and sends the request once more with the new value.
+#[test]
+fn serve_remote_resolves_a_rotated_credential_again_after_a_401() {
+    let home = TestHome::new();
+    let dir = TempDir::new("serve-remote-rotate");
+    let up = Recorder::start(&dir, &["127.0.0.1"]);
+    let token_file = dir.join("upstream-token");
+    let write_token = |t: &str| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&token_file)
+            .unwrap();
+        std::io::Write::write_all(&mut f, format!("{t}\n").as_bytes()).unwrap();
+    };
+    write_token("token-1");
+    let p = policy(
+        &dir,
+        &format!(
+            "version = 1\n[servers.rec]\nurl = \"https://127.0.0.1:{}/mcp\"\n\
+             bearer = \"file:{}\"\nca_file = {:?}\n",
+            up.https.port,
+            token_file.display(),
+            up.https.ca.to_str().unwrap()
+        ),
+    );
+    let gw = serve(&home, &p);
+    let mut cl = gw.client("/mcp/rec", Some(&token(&home, "ann", &["mcp:rec"])));
+    cl.initialize();
+    let r = cl.call(1, "tools/call", util::call("whoami", json!({})));
+    assert_eq!(util::call_text(&r), "recorded", "{r}");
+    // The token is rotated behind palisade's back; the upstream now refuses the old one.
+    write_token("token-2");
+    let r = cl.call(2, "tools/call", util::call("rotated", json!({})));
+    assert_eq!(util::call_text(&r), "recorded", "{r}\n{}", gw.stderr());
+    let sent: Vec<Option<String>> = up
+        .requests()
+        .iter()
+        .filter(|r| r["body"]["params"]["name"] == "rotated")
+        .map(|r| header(r, "authorization").map(str::to_owned))
+        .collect();
+    // Sent with the old token at most once (a periodic refresh may already have picked up the new one),
+    // then with the new one; never more than twice.
+    assert!(
+        matches!(sent.as_slice(), [Some(b)] if b == "Bearer token-2")
+            || matches!(sent.as_slice(), [Some(a), Some(b)] if a == "Bearer token-1" && b == "Bearer token-2"),
+        "{sent:?}"
+    );
+    if sent.len() == 2 {
+        let log = std::fs::read_to_string(util::audit_log(&home, "rec")).unwrap();
+        assert!(log.contains("upstream-credentials-refreshed"), "{log}");
+        assert!(
+            !log.contains("token-1") && !log.contains("token-2"),
+            "{log}"
+        );
+    }
+    // A credential that stays wrong is not retried forever: `locked` refuses every token.
+    let r = cl.call(3, "tools/call", util::call("locked", json!({})));
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("HTTP 401"),
+        "{r}"
+    );
+    let locked = up
+        .requests()
+        .iter()
+        .filter(|r| r["body"]["params"]["name"] == "locked")
+        .count();
+    assert_eq!(locked, 1, "an unchanged credential is not sent again");
 }
 
 #[test]
