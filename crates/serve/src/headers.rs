@@ -293,6 +293,47 @@ pub(crate) fn check_param_headers(
     Ok(())
 }
 
+/// The `Mcp-Param-{Name}` headers a client sends for a `tools/call` of `tool_def` with `args` (what
+/// palisade sends a remote 2026-07-28 server): `(Name, value)` for every `x-mcp-header` argument present
+/// with a string, number or boolean value. A value that is not plain visible ASCII, or has whitespace at
+/// either end, is sent as `=?base64?…?=`.
+pub(crate) fn mirrored_param_headers(
+    tool_def: &Map<String, Value>,
+    args: Option<&Value>,
+) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let mut annotated = Vec::new();
+    if let Some(schema) = tool_def.get("inputSchema") {
+        collect_annotations(schema, &mut Vec::new(), &mut annotated, 0);
+    }
+    let mut out = Vec::new();
+    for (path, name) in annotated {
+        let mut v = args;
+        for key in &path {
+            v = v.and_then(|o| o.get(key));
+        }
+        let text = match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        let plain = text.bytes().all(|b| (0x20..0x7f).contains(&b))
+            && !text.starts_with(' ')
+            && !text.ends_with(' ');
+        let value = if plain {
+            text
+        } else {
+            format!(
+                "=?base64?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+            )
+        };
+        out.push((name, value));
+    }
+    out
+}
+
 fn collect_annotations(
     schema: &Value,
     path: &mut Vec<String>,
@@ -320,6 +361,30 @@ fn collect_annotations(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn param_headers_pass_palisades_own_check() {
+        let def = json!({"name": "t", "inputSchema": {"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "note": {"type": "string", "x-mcp-header": "Note"},
+            "plain": {"type": "string"}}}});
+        let def = def.as_object().unwrap();
+        let args = json!({"region": "eu-west-1", "n": 42, "note": " Zürich ", "plain": "x"});
+        let h = mirrored_param_headers(def, Some(&args));
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert!(h.contains(&("Region".into(), "eu-west-1".into())), "{h:?}");
+        assert!(h.contains(&("N".into(), "42".into())), "{h:?}");
+        let note = &h.iter().find(|(n, _)| n == "Note").unwrap().1;
+        assert!(note.starts_with("=?base64?"), "{note}");
+        assert_eq!(decode_value(note).unwrap(), " Zürich ");
+        // What palisade sends, palisade (as a server's gateway) accepts.
+        let lower: Vec<(String, String)> = h
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect();
+        assert!(check_param_headers(def, Some(&args), &lower).is_ok());
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

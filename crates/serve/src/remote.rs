@@ -421,6 +421,9 @@ struct SessionInner {
     sid: Option<HeaderValue>,
     version: Option<HeaderValue>,
     pool: Vec<Sender>,
+    /// Tool definitions from the upstream's `tools/list` answers: which arguments a 2026-07-28
+    /// `tools/call` mirrors into `Mcp-Param-*` headers.
+    tools: std::collections::HashMap<String, serde_json::Map<String, Value>>,
 }
 
 impl Shared {
@@ -632,8 +635,10 @@ impl Bridge {
                 &self.shared,
             );
             if self.shared.session().1.is_none() {
-                // No session was negotiated: a 2026-07-28 request carries its own version; mirror it.
+                // No session was negotiated: a 2026-07-28 request carries its own version; mirror it,
+                // and the arguments its tool annotates with `x-mcp-header`.
                 stateless_headers(&msg, req.headers_mut());
+                self.param_headers(&msg, req.headers_mut());
             }
             let sent = self.send(req).await;
             // A 401 to credentials that can change: resolve them again and, if they did change, send
@@ -831,6 +836,32 @@ impl Bridge {
         Ok((answer, s))
     }
 
+    /// `Mcp-Param-{Name}` headers of a 2026-07-28 `tools/call`, from the tool's definition as the
+    /// upstream listed it (the guard pipeline lists the tools before any call goes out).
+    fn param_headers(&self, msg: &Message, h: &mut hyper::HeaderMap) {
+        if msg.method() != Some("tools/call") {
+            return;
+        }
+        let params = msg.params();
+        let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+            return;
+        };
+        let g = self.shared.lock();
+        let Some(def) = g.tools.get(name) else {
+            return;
+        };
+        for (param, value) in
+            crate::headers::mirrored_param_headers(def, params.and_then(|p| p.get("arguments")))
+        {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(format!("mcp-param-{param}").as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                h.insert(n, v);
+            }
+        }
+    }
+
     fn no_answer(&self) -> ConnectError {
         ConnectError::Failed(format!(
             "no answer within {}s",
@@ -942,6 +973,21 @@ impl Bridge {
         }
         let is_answer = v.get("method").is_none()
             && id.is_some_and(|id| v.get("id").and_then(Id::from_value).as_ref() == Some(id));
+        if is_answer
+            && let Some(tools) = v
+                .get("result")
+                .and_then(|r| r.get("tools"))
+                .and_then(Value::as_array)
+        {
+            let mut g = self.shared.lock();
+            for t in tools {
+                if let Some(def) = t.as_object()
+                    && let Some(name) = def.get("name").and_then(Value::as_str)
+                {
+                    g.tools.insert(name.to_owned(), def.clone());
+                }
+            }
+        }
         if let Ok(line) = serde_json::to_vec(&v) {
             let _ = out.send(line);
         }

@@ -2,7 +2,7 @@
 //! port, real servers behind it, a minimal HTTP client in front).
 
 #[path = "serve_conformance.rs"]
-mod conformance;
+pub(crate) mod conformance;
 #[path = "serve_http.rs"]
 pub(crate) mod http;
 #[path = "serve_oauth.rs"]

@@ -168,7 +168,7 @@ fn conformance_2025_palisade_passes_everything_server_everything_passes_and_dns_
 
 /// The dual-era fixture server (`crates/serve/fixture`), built next to the test binary by
 /// `cargo test --workspace`.
-fn fixture() -> String {
+pub(crate) fn fixture() -> String {
     let exe = std::env::current_exe().expect("current_exe");
     for dir in exe.ancestors().skip(1).take(3) {
         let candidate = dir.join("palisade-conformance-fixture");

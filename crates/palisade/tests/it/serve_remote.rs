@@ -588,6 +588,60 @@ fn serve_remote_resolves_a_rotated_credential_again_after_a_401() {
     assert_eq!(locked, 1, "an unchanged credential is not sent again");
 }
 
+/// A 2026-07-28 remote upstream that checks `Mcp-Param-*` headers strictly: a second palisade serving
+/// the dual-era fixture. palisade mirrors the annotated arguments of a stateless `tools/call` into the
+/// headers it sends upstream (from the tool definition the upstream listed); without them the upstream
+/// answers 400.
+#[test]
+fn serve_remote_mirrors_annotated_arguments_into_headers_for_a_stateless_upstream() {
+    let home = TestHome::new();
+    let upstream_home = TestHome::new();
+    let up = Gateway::start(
+        &upstream_home,
+        &["--no-auth", "--rate-limit", "off"],
+        &[crate::serve::conformance::fixture()],
+    );
+    let dir = TempDir::new("serve-remote-params");
+    let p = policy(
+        &dir,
+        &format!(
+            "version = 1\n[servers.fx]\nurl = \"http://127.0.0.1:{}/mcp\"\n",
+            up.addr.port()
+        ),
+    );
+    let gw = serve(&home, &p);
+    let cl = gw.client("/mcp/fx", Some(&token(&home, "ann", &["mcp:fx"])));
+    let args = json!({"region": "eu-west-1", "count": 3, "query": "x"});
+    let mut body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                          "params": util::call("test_custom_headers", args)});
+    body["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let r = cl.post_with(
+        &body,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "test_custom_headers"),
+            ("Mcp-Param-Region", "eu-west-1"),
+            ("Mcp-Param-Count", "3"),
+        ],
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "{}\nupstream palisade:\n{}\nfront palisade:\n{}",
+        r.text(),
+        up.stderr(),
+        gw.stderr()
+    );
+    let v = r.json();
+    assert!(v.get("result").is_some(), "{v}");
+    assert_eq!(v["id"], 7);
+    assert_ne!(v["result"]["isError"], json!(true), "{v}");
+}
+
 #[test]
 fn serve_remote_refuses_unsafe_upstreams_before_connecting() {
     let home = TestHome::new();
