@@ -3,16 +3,16 @@
 //! # Why a handed-over listener
 //! The server lives in a network namespace with nothing but loopback, and palisade's egress proxy must be
 //! reachable from there while it connects out from palisade's own namespace. A socket belongs to the
-//! namespace it was created in, so PID 1 of the sandbox (after `unshare(CLONE_NEWNET)`, before the
-//! server exists) creates a TCP listener on the sandbox's `127.0.0.1:<port>` and sends it to palisade
-//! with `SCM_RIGHTS`. palisade then `accept`s the server's connections directly: no process inside the
+//! namespace it was created in, so the sandbox helper (right after it made the sandbox's network
+//! namespace, before the server exists) creates a TCP listener on the sandbox's `127.0.0.1:<port>` and
+//! sends it to palisade with `SCM_RIGHTS`. palisade then `accept`s the server's connections directly: no process inside the
 //! sandbox relays a byte (DESIGN §4: every extra hop costs tens of microseconds), and the sandbox holds no
 //! socket into the host's network.
 //!
 //! # The channel
 //! A path unix socket in a fresh directory (mode 0700, random name) that only palisade's user can enter;
-//! PID 1 connects to it before `pivot_root`, while the host's tree is still visible, and the directory is
-//! removed as soon as the listener arrives. palisade accepts exactly one connection, requires the peer to
+//! the helper connects to it before it forks PID 1 (so before PID 1's `pivot_root`), while the host's tree
+//! is still visible, and the directory is removed as soon as the listener arrives. palisade accepts exactly one connection, requires the peer to
 //! run as its own user, and checks that what arrived is a listening IPv4 stream socket.
 
 use std::io::{self, IoSlice, IoSliceMut, Read};
@@ -67,7 +67,7 @@ impl Handoff {
         })
     }
 
-    /// The path PID 1 connects to.
+    /// The path the sandbox helper connects to.
     pub fn socket(&self) -> &Path {
         &self.socket
     }
@@ -179,18 +179,26 @@ fn check_listener(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// PID 1's end: listens on `127.0.0.1:port` in the current (the sandbox's) network namespace and sends
-/// the listener to palisade over the unix socket at `path`. The listener is closed here afterwards:
-/// palisade holds the only copy.
-pub fn send_listener(port: u16, path: &Path) -> io::Result<()> {
-    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-        .map_err(|e| io::Error::new(e.kind(), format!("listen on 127.0.0.1:{port}: {e}")))?;
-    let stream = UnixStream::connect(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("connect to {}: {e}", path.display())))?;
-    send_fd(&stream, listener.as_fd())
+/// The sandbox's end, first half: connects to the rendezvous at `path`. The helper does this before it
+/// forks PID 1, while the host's tree is certainly its root (PID 1's `pivot_root` moves the root of every
+/// process in the mount namespace, the helper's included). palisade accepts the connection and waits on
+/// it for [`send_listener`].
+pub fn connect(path: &Path) -> io::Result<UnixStream> {
+    UnixStream::connect(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("connect to {}: {e}", path.display())))
 }
 
-fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+/// The sandbox's end, second half: listens on `127.0.0.1:port` in the current (the sandbox's) network
+/// namespace and sends the listener to palisade over `stream` (from [`connect`]). The listener is closed
+/// here afterwards: palisade holds the only copy.
+pub fn send_listener(port: u16, stream: &UnixStream) -> io::Result<()> {
+    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+        .map_err(|e| io::Error::new(e.kind(), format!("listen on 127.0.0.1:{port}: {e}")))?;
+    send_fd(stream, listener.as_fd())
+}
+
+/// Sends `fd` with one byte (`L`) over `stream` (`SCM_RIGHTS`).
+pub(super) fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
