@@ -382,8 +382,11 @@ fn make_network(egress: Option<(u16, UnixStream)>, ns_dir: &OwnedFd, to_pid1: &U
         rustix::fs::Mode::empty(),
     )
     .unwrap_or_else(|e| fail("open the network namespace", io::Error::from(e)));
-    if let Err(e) = super::handoff::send_fd(to_pid1, net.as_fd()) {
-        fail("send the network namespace", e);
+    match super::handoff::send_fd(to_pid1, net.as_fd()) {
+        // PID 1 is gone (its own setup failed, and it said why): its exit status is the helper's.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => fail("send the network namespace", e),
+        Ok(()) => {}
     }
 }
 

@@ -3,7 +3,8 @@
 //! Runs in the helper's PID 1 (single-threaded, inside the new user, mount and PID namespaces). The steps,
 //! in order ([`build`]):
 //! 1. mount propagation private (`MS_REC|MS_PRIVATE` on `/`): nothing we do leaks back to the host;
-//! 2. the host's mount points are read once from `/proc/self/mountinfo` (to re-protect submounts of binds);
+//! 2. without `mount_setattr`: the host's mount points are read once from `/proc/self/mountinfo` (to
+//!    re-protect submounts of binds);
 //! 3. a scratch tmpfs on `/tmp` becomes the root (`pivot_root`), the host root moves to `/oldroot`: bind
 //!    sources are read from there, so mounting over `/tmp` hides nothing (bubblewrap's layout);
 //! 4. the new root is a tmpfs at `/newroot`; each [`Mount`] of the spec is created in it, in order;
@@ -14,6 +15,13 @@
 //! In a user namespace, the flags of mounts inherited from the host (`nosuid`, `nodev`, `noexec`,
 //! `ro`, the atime mode) are locked: a bind remount that would clear one fails with `EPERM`. So every
 //! remount adds the flags `statvfs` reports for that mount to the ones we want.
+//!
+//! # One call per protected bind
+//! Where the kernel has `mount_setattr(2)` (Linux 5.12), a bind is protected with one call that only
+//! *adds* flags (so locked ones stay, without a `statvfs`), and with `AT_RECURSIVE` it covers every
+//! submount the bind brought along in the same call, whatever the host mounted there. Otherwise each
+//! mount is remounted with `MS_REMOUNT | MS_BIND`, and the submounts are found in the host's
+//! `/proc/self/mountinfo` (read once, step 2).
 //!
 //! `/proc` is mounted while the host tree is still attached: the kernel only lets a user namespace mount a
 //! procfs when a fully visible one already exists in the mount namespace.
@@ -123,6 +131,82 @@ fn remount(path: &Path, flags: libc::c_ulong) -> io::Result<()> {
     )
 }
 
+/// `struct mount_attr` of `mount_setattr(2)` (`MOUNT_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `mount_setattr(2)` on `path` (with `AT_RECURSIVE` when `recursive`): adds `set` (`MOUNT_ATTR_*`), and
+/// sets the propagation type when `propagation` is not 0. Nothing is cleared.
+fn setattr(path: &Path, set: u64, propagation: u64, recursive: bool) -> io::Result<()> {
+    let path = cstr(path)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is NUL-terminated and `attr` a valid `mount_attr` of the size passed; both outlive
+    // the call, which only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `MOUNT_ATTR_*` flags for the `MS_*` flags used here.
+fn attr_flags(ms: libc::c_ulong) -> u64 {
+    [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ]
+    .into_iter()
+    .filter(|(m, _)| ms & m != 0)
+    .fold(0, |acc, (_, a)| acc | a)
+}
+
+/// How binds are re-protected: `mount_setattr`, or remounts with the host's mount points at hand.
+#[derive(Debug)]
+enum Protect {
+    /// `mount_setattr(2)`, recursive where it should be.
+    Setattr,
+    /// `MS_REMOUNT | MS_BIND` one mount at a time; the host's mount points, for the submounts of binds.
+    Remount(Vec<PathBuf>),
+}
+
+impl Protect {
+    /// Adds `flags` (`MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`) to the mount at `path` only.
+    fn one(&self, path: &Path, flags: libc::c_ulong) -> io::Result<()> {
+        match self {
+            Protect::Setattr => setattr(path, attr_flags(flags), 0, false),
+            Protect::Remount(_) => remount(path, flags),
+        }
+    }
+}
+
 /// Host mount points, from `/proc/self/mountinfo` (field 5, octal escapes decoded).
 fn host_mount_points() -> io::Result<Vec<PathBuf>> {
     let text = std::fs::read("/proc/self/mountinfo")?;
@@ -213,17 +297,29 @@ fn mount_point(dst: &Path, dir: bool, parents: &mut Parents) -> io::Result<()> {
 
 /// Builds the spec's filesystem view and pivots into it. Afterwards the cwd is `/`.
 pub fn build(spec: &SandboxSpec) -> Result<(), MountError> {
-    at(
-        || "make mounts private".into(),
-        mount(
-            None,
-            Path::new("/"),
-            None,
-            libc::MS_REC | libc::MS_PRIVATE,
-            None,
-        ),
-    )?;
-    let host_mounts = at(|| "read mountinfo".into(), host_mount_points())?;
+    // `mount_setattr` making everything private is also the probe for it.
+    let protect = match setattr(Path::new("/"), 0, libc::MS_PRIVATE, true) {
+        Ok(()) => Protect::Setattr,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            at(
+                || "make mounts private".into(),
+                mount(
+                    None,
+                    Path::new("/"),
+                    None,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    None,
+                ),
+            )?;
+            Protect::Remount(at(|| "read mountinfo".into(), host_mount_points())?)
+        }
+        Err(e) => {
+            return Err(MountError {
+                stage: "make mounts private".into(),
+                error: e,
+            });
+        }
+    };
 
     at(
         || "scratch tmpfs".into(),
@@ -255,12 +351,13 @@ pub fn build(spec: &SandboxSpec) -> Result<(), MountError> {
 
     let mut parents = Parents::default();
     for m in &spec.mounts {
-        apply(m, &host_mounts, &mut parents)?;
+        apply(m, &protect, &mut parents)?;
     }
 
+    // The root only: the binds below keep their own flags (a read-write root is one of them).
     at(
         || "read-only root".into(),
-        remount(
+        protect.one(
             Path::new(NEW),
             libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
         ),
@@ -282,12 +379,12 @@ pub fn build(spec: &SandboxSpec) -> Result<(), MountError> {
 }
 
 /// Creates one mount of the spec under `/newroot`.
-fn apply(m: &Mount, host_mounts: &[PathBuf], parents: &mut Parents) -> Result<(), MountError> {
+fn apply(m: &Mount, protect: &Protect, parents: &mut Parents) -> Result<(), MountError> {
     let target = under(NEW, m.dst());
     parents.mounted(&target);
     match m {
-        Mount::RoBind { src, dst } => bind(src, dst, true, host_mounts, parents),
-        Mount::RwBind { src, dst } => bind(src, dst, false, host_mounts, parents),
+        Mount::RoBind { src, dst } => bind(src, dst, true, protect, parents),
+        Mount::RwBind { src, dst } => bind(src, dst, false, protect, parents),
         Mount::Tmpfs { dst, size } => {
             let mode = if dst == Path::new("/tmp") {
                 "1777"
@@ -327,7 +424,7 @@ fn apply(m: &Mount, host_mounts: &[PathBuf], parents: &mut Parents) -> Result<()
                 )
             }),
         ),
-        Mount::Dev => dev(parents),
+        Mount::Dev => dev(protect, parents),
     }
 }
 
@@ -337,7 +434,7 @@ fn bind(
     src: &Path,
     dst: &Path,
     ro: bool,
-    host_mounts: &[PathBuf],
+    protect: &Protect,
     parents: &mut Parents,
 ) -> Result<(), MountError> {
     let what = || format!("bind {}", dst.display());
@@ -356,6 +453,15 @@ fn bind(
         ),
     )?;
     let flags = libc::MS_NOSUID | libc::MS_NODEV | if ro { libc::MS_RDONLY } else { 0 };
+    let host_mounts = match protect {
+        Protect::Setattr => {
+            return at(
+                || format!("protect {}", dst.display()),
+                setattr(&target, attr_flags(flags), 0, true),
+            );
+        }
+        Protect::Remount(host_mounts) => host_mounts,
+    };
     at(
         || format!("remount {}", dst.display()),
         remount(&target, flags),
@@ -377,7 +483,7 @@ fn bind(
 }
 
 /// A minimal `/dev`: a tmpfs with the host's harmless nodes bound in, `/dev/shm`, and `/proc/self/fd` links.
-fn dev(parents: &mut Parents) -> Result<(), MountError> {
+fn dev(protect: &Protect, parents: &mut Parents) -> Result<(), MountError> {
     let dev = under(NEW, Path::new("/dev"));
     at(
         || "tmpfs /dev".into(),
@@ -401,7 +507,7 @@ fn dev(parents: &mut Parents) -> Result<(), MountError> {
             mount_point(&target, false, parents)
                 .and_then(|()| mount(Some(&source), &target, None, libc::MS_BIND, None))
                 // Device nodes must keep working: nosuid and noexec, not nodev.
-                .and_then(|()| remount(&target, libc::MS_NOSUID | libc::MS_NOEXEC))
+                .and_then(|()| protect.one(&target, libc::MS_NOSUID | libc::MS_NOEXEC))
         })?;
     }
     let shm = dev.join("shm");
@@ -428,9 +534,10 @@ fn dev(parents: &mut Parents) -> Result<(), MountError> {
             std::os::unix::fs::symlink(target, dev.join(name)),
         )?;
     }
+    // `/dev` itself only: `/dev/shm` stays writable.
     at(
         || "read-only /dev".into(),
-        remount(&dev, libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC),
+        protect.one(&dev, libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC),
     )
 }
 
@@ -455,6 +562,20 @@ mod tests {
         assert_eq!(p.last.as_deref(), Some(Path::new("/newroot/etc")));
         p.mounted(Path::new("/newroot"));
         assert_eq!(p.last, None);
+    }
+
+    #[test]
+    fn mount_flags_map_to_mount_setattr_attributes() {
+        assert_eq!(
+            attr_flags(libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV),
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        );
+        assert_eq!(
+            attr_flags(libc::MS_NOSUID | libc::MS_NOEXEC),
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
+        );
+        // Nothing else is carried over (and nothing is ever cleared).
+        assert_eq!(attr_flags(libc::MS_BIND | libc::MS_REC), 0);
     }
 
     #[test]
