@@ -194,11 +194,15 @@ pub fn connect(path: &Path) -> io::Result<UnixStream> {
 pub fn send_listener(port: u16, stream: &UnixStream) -> io::Result<()> {
     let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
         .map_err(|e| io::Error::new(e.kind(), format!("listen on 127.0.0.1:{port}: {e}")))?;
-    send_fd(stream, listener.as_fd())
+    send_fd(stream, listener.as_fd(), b"L")
 }
 
-/// Sends `fd` with one byte (`L`) over `stream` (`SCM_RIGHTS`).
-pub(super) fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+/// Sends `fd` with `payload` (not empty) in one message over `stream` (`SCM_RIGHTS`).
+pub(super) fn send_fd(
+    stream: &UnixStream,
+    fd: std::os::fd::BorrowedFd<'_>,
+    payload: &[u8],
+) -> io::Result<()> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
@@ -207,11 +211,11 @@ pub(super) fn send_fd(stream: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> i
     }
     let n = rustix::net::sendmsg(
         stream,
-        &[IoSlice::new(b"L")],
+        &[IoSlice::new(payload)],
         &mut control,
         SendFlags::empty(),
     )?;
-    if n != 1 {
+    if n != payload.len() {
         return Err(io::Error::other("short write"));
     }
     Ok(())
@@ -243,7 +247,7 @@ mod tests {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = l.local_addr().unwrap().port();
             let s = UnixStream::connect(&path).unwrap();
-            send_fd(&s, l.as_fd()).unwrap();
+            send_fd(&s, l.as_fd(), b"L").unwrap();
             port
         });
         let mut helper = sleeper();
@@ -270,7 +274,7 @@ mod tests {
             // A connected unix socket is not a listener.
             let (a, _b) = UnixStream::pair().unwrap();
             let s = UnixStream::connect(&path).unwrap();
-            send_fd(&s, a.as_fd()).unwrap();
+            send_fd(&s, a.as_fd(), b"L").unwrap();
             std::thread::sleep(Duration::from_millis(200));
         });
         let mut helper = sleeper();

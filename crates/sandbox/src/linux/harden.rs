@@ -1,7 +1,9 @@
 //! The last step of the sandbox helper before `execve`: resource limits, Landlock, seccomp.
 //!
 //! # Order
-//! 1. **Compile the seccomp filter** (pure, allocates): an error here leaves the process untouched.
+//! 1. **Compile the seccomp filter** (pure, allocates): an error here leaves the process untouched. In
+//!    tier 1 the helper compiles it in parallel with PID 1's mounts and hands it over with the network
+//!    namespace ([`harden_compiled`]).
 //! 2. **rlimits** first: nothing the later steps do depends on them, and once set they hold for
 //!    everything that follows, including the server's first instruction (a fork bomb or a huge
 //!    allocation meets its limit from the start). Core dumps are off before any secret is in memory.
@@ -79,9 +81,19 @@ pub fn harden(spec: &SandboxSpec) -> Result<HardenReport, String> {
 /// [`harden`] with explicit options.
 pub fn harden_with(spec: &SandboxSpec, opts: &HardenOptions) -> Result<HardenReport, String> {
     let filter = seccomp::filters(&opts.seccomp)?;
+    harden_compiled(spec, opts, &filter)
+}
+
+/// [`harden_with`] with the seccomp filter already compiled (from [`seccomp::filters`] with
+/// `opts.seccomp`; the tier 1 helper compiles it while PID 1 builds the mounts).
+pub fn harden_compiled(
+    spec: &SandboxSpec,
+    opts: &HardenOptions,
+    filter: &[seccompiler::BpfProgram],
+) -> Result<HardenReport, String> {
     let rlimits = rlimits::apply(&spec.rlimits)?;
     let landlock = landlock::apply(&spec.landlock)?;
-    seccomp::apply(&filter)?;
+    seccomp::apply(filter)?;
     Ok(HardenReport {
         rlimits,
         landlock,

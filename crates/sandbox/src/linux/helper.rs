@@ -275,7 +275,7 @@ pub fn run_helper(spec_fd: i32) -> ! {
         if let Err(e) = std::env::set_current_dir(&spec.cwd) {
             fail(&format!("chdir {}", spec.cwd.display()), e);
         }
-        Exec::new(&spec).run(&spec, false);
+        Exec::new(&spec).run(&spec, false, None);
     }
 
     // With an egress proxy: connected now, on the host's tree (see `super::handoff::connect`).
@@ -347,7 +347,7 @@ pub fn run_helper(spec_fd: i32) -> ! {
         // SAFETY: our copy of the read end is not used; the write end stays open until we exit.
         unsafe { libc::close(alive[0]) };
         drop(net_from);
-        make_network(egress, &ns_dir, &net_to);
+        make_network(&spec, egress, &ns_dir, &net_to);
         drop((net_to, ns_dir));
         release_stdio(null);
         supervise(pid1, false);
@@ -359,10 +359,16 @@ pub fn run_helper(spec_fd: i32) -> ! {
 }
 
 /// Step 5, in the helper while PID 1 builds the mounts: the sandbox's network namespace (`unshare`, about
-/// 0.4 ms, off PID 1's path), loopback up, the egress listener, then the namespace to PID 1. Any failure
-/// exits the helper, and PID 1 dies with it (`PR_SET_PDEATHSIG`); PID 1 never forks the server before it
-/// has joined this namespace.
-fn make_network(egress: Option<(u16, UnixStream)>, ns_dir: &OwnedFd, to_pid1: &UnixStream) {
+/// 0.4 ms, off PID 1's path), loopback up, the egress listener; then the seccomp filter is compiled
+/// (≈ 0.1 ms, also off PID 1's path) and both go to PID 1 in one message. Any failure exits the helper,
+/// and PID 1 dies with it (`PR_SET_PDEATHSIG`); PID 1 never forks the server before it has joined this
+/// namespace.
+fn make_network(
+    spec: &SandboxSpec,
+    egress: Option<(u16, UnixStream)>,
+    ns_dir: &OwnedFd,
+    to_pid1: &UnixStream,
+) {
     // SAFETY: single-threaded; unshare has no memory effects.
     check("unshare network", unsafe {
         libc::unshare(libc::CLONE_NEWNET)
@@ -382,7 +388,9 @@ fn make_network(egress: Option<(u16, UnixStream)>, ns_dir: &OwnedFd, to_pid1: &U
         rustix::fs::Mode::empty(),
     )
     .unwrap_or_else(|e| fail("open the network namespace", io::Error::from(e)));
-    match super::handoff::send_fd(to_pid1, net.as_fd()) {
+    let opts = super::harden::HardenOptions::for_spec(spec);
+    let filter = super::seccomp::filters(&opts.seccomp).unwrap_or_else(|e| fail("harden", e));
+    match super::handoff::send_fd(to_pid1, net.as_fd(), &super::seccomp::encode(&filter)) {
         // PID 1 is gone (its own setup failed, and it said why): its exit status is the helper's.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => fail("send the network namespace", e),
@@ -390,17 +398,19 @@ fn make_network(egress: Option<(u16, UnixStream)>, ns_dir: &OwnedFd, to_pid1: &U
     }
 }
 
-/// Step 8, in PID 1: waits for the helper's network namespace and joins it. Fails closed: without it
-/// (the helper failed, or sent something else) the server is never started.
-fn join_network(from_helper: OwnedFd) {
+/// Step 8, in PID 1: waits for the helper's network namespace and joins it; returns the seccomp filter
+/// that came with it. Fails closed: without both (the helper failed, or sent something else) the server
+/// is never started.
+fn join_network(from_helper: OwnedFd) -> Vec<seccompiler::BpfProgram> {
     use std::mem::MaybeUninit;
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
+    // The filter is a few KiB; a message that does not fit is refused (`TRUNC`), not cut.
+    let mut buf = vec![0u8; 64 << 10];
     let got = loop {
         match rustix::net::recvmsg(
             &from_helper,
-            &mut [io::IoSliceMut::new(&mut byte)],
+            &mut [io::IoSliceMut::new(&mut buf)],
             &mut control,
             rustix::net::RecvFlags::CMSG_CLOEXEC,
         ) {
@@ -419,17 +429,22 @@ fn join_network(from_helper: OwnedFd) {
             }
         }
     }
-    let Some(net) = net.filter(|_| got.bytes == 1) else {
+    if got.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+        fail("receive the network namespace", "the message was too large");
+    }
+    let Some(net) = net else {
         fail(
             "receive the network namespace",
             "the sandbox helper sent none",
         );
     };
+    let filter = super::seccomp::decode(&buf[..got.bytes]).unwrap_or_else(|e| fail("harden", e));
     // SAFETY: setns with a descriptor we own and a constant flag; it only changes this process's
     // namespace membership (and fails unless `net` is a network namespace).
     check("join the network namespace", unsafe {
         libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET)
     });
+    filter
 }
 
 /// PID 1 of the new PID namespace (steps 6–9).
@@ -467,14 +482,14 @@ fn init(spec: &SandboxSpec, alive: RawFd, null: RawFd, net: OwnedFd) -> ! {
     check("sethostname", unsafe {
         libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len())
     });
-    join_network(net);
+    let filter = join_network(net);
 
     let exec = Exec::new(spec);
     // SAFETY: single-threaded, so the child may run arbitrary code.
     let server = unsafe { libc::fork() };
     check("fork server", server);
     if server == 0 {
-        exec.run(spec, true);
+        exec.run(spec, true, Some(&filter));
     }
     release_stdio(null);
     supervise(server, true);
@@ -533,7 +548,13 @@ impl Exec {
     /// namespace, not the process group, ties the server's lifetime to palisade's). In tier 2 the server
     /// stays in palisade's process group so the watchdog's group kill reaches it; seccomp refuses the
     /// terminal-injection ioctls either way.
-    fn run(&self, spec: &SandboxSpec, new_session: bool) -> ! {
+    /// `filter`: the seccomp filter compiled by the helper (tier 1); `None` compiles it here.
+    fn run(
+        &self,
+        spec: &SandboxSpec,
+        new_session: bool,
+        filter: Option<&[seccompiler::BpfProgram]>,
+    ) -> ! {
         // SAFETY: resetting dispositions and the mask of this (single-threaded) process; SIG_DFL is a
         // valid handler for every signal here.
         unsafe {
@@ -567,7 +588,15 @@ impl Exec {
         check("PR_SET_NO_NEW_PRIVS", unsafe {
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         });
-        if let Err(e) = super::harden::harden(spec) {
+        let hardened = match filter {
+            Some(f) => super::harden::harden_compiled(
+                spec,
+                &super::harden::HardenOptions::for_spec(spec),
+                f,
+            ),
+            None => super::harden::harden(spec),
+        };
+        if let Err(e) = hardened {
             fail("harden", e);
         }
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();

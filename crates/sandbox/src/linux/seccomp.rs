@@ -665,6 +665,62 @@ pub fn merge(progs: &[BpfProgram]) -> Vec<BpfProgram> {
     vec![out]
 }
 
+/// The programs as bytes, for the helper to hand a compiled filter to PID 1 (see `super::helper`): the
+/// number of programs (`u32`), then per program its instruction count (`u32`) and each instruction as
+/// `code` (`u16`), `jt`, `jf`, `k` (`u32`), all little-endian.
+pub fn encode(progs: &[BpfProgram]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + progs.iter().map(|p| 4 + 8 * p.len()).sum::<usize>());
+    out.extend_from_slice(&(progs.len() as u32).to_le_bytes());
+    for p in progs {
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        for i in p {
+            out.extend_from_slice(&i.code.to_le_bytes());
+            out.push(i.jt);
+            out.push(i.jf);
+            out.extend_from_slice(&i.k.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// [`encode`] undone. Anything but the announced number of whole, non-empty programs is an error (a cut
+/// message is never read as a shorter filter).
+pub fn decode(bytes: &[u8]) -> Result<Vec<BpfProgram>, String> {
+    let (count, mut bytes) = bytes
+        .split_first_chunk::<4>()
+        .ok_or("seccomp filter: no program count")?;
+    let count = u32::from_le_bytes(*count) as usize;
+    let mut progs = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or("seccomp filter: truncated length")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len == 0 || rest.len() / 8 < len {
+            return Err("seccomp filter: truncated or empty program".into());
+        }
+        let (body, rest) = rest.split_at(len * 8);
+        progs.push(
+            body.chunks_exact(8)
+                .map(|c| sock_filter {
+                    code: u16::from_le_bytes([c[0], c[1]]),
+                    jt: c[2],
+                    jf: c[3],
+                    k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                })
+                .collect(),
+        );
+        bytes = rest;
+    }
+    if progs.is_empty() || progs.len() != count {
+        return Err(format!(
+            "seccomp filter: {} programs where {count} were announced",
+            progs.len()
+        ));
+    }
+    Ok(progs)
+}
+
 /// One line for reports: how many rules, syscalls and programs.
 pub fn summary(opts: &Options) -> String {
     let rules = rules(opts);

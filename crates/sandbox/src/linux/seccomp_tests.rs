@@ -222,6 +222,31 @@ fn tier_two_option_limits_inet_to_tcp() {
 }
 
 #[test]
+fn a_filter_handed_over_as_bytes_is_the_same_filter() {
+    let progs = filters(&Options::default()).unwrap();
+    let bytes = encode(&progs);
+    let back = decode(&bytes).unwrap();
+    assert_eq!(back.len(), progs.len());
+    for (a, b) in back.iter().zip(&progs) {
+        let key = |p: &BpfProgram| {
+            p.iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(a), key(b));
+    }
+    // A cut message is refused, never read as a shorter filter (also at a program boundary).
+    for len in 0..bytes.len() {
+        assert!(
+            decode(&bytes[..len]).is_err(),
+            "{len} of {} bytes",
+            bytes.len()
+        );
+    }
+    assert!(decode(&0u32.to_le_bytes()).is_err());
+}
+
+#[test]
 fn the_table_compiles_for_this_architecture() {
     for opts in [
         Options::default(),
