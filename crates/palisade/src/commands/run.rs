@@ -15,6 +15,8 @@ use crate::settings::RunSettings;
 
 /// How long the server gets to exit after the client closed its input.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How long palisade waits, after the server exited, for the rest of its stderr to be copied.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
 
 pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     let s = &settings.server;
@@ -79,12 +81,12 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
     proxy.append(Event::new(Kind::Spawn, &s.name).detail(
         palisade_audit::redact_str(&format!("pid {pid}: {}", s.argv.join(" "))).into_owned(),
     ));
-    {
+    let err_copier = {
         let name = s.name.clone();
         std::thread::Builder::new()
             .name("server-err".into())
-            .spawn(move || crate::proxy::forward_stderr(&name, server_err))?;
-    }
+            .spawn(move || crate::proxy::forward_stderr(&name, server_err))?
+    };
     let stop_group = || {
         if let Some(pgid) = rustix::process::Pid::from_raw(pid as i32) {
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
@@ -126,6 +128,12 @@ pub(crate) fn run(settings: RunSettings) -> Result<ExitStatus> {
         Ok(st) => exit_reason(st, launched.applied.as_ref().map(|a| &a.rlimits)),
         Err(e) => format!("server status unknown: {e}"),
     };
+    // The server's last words (a sandbox setup error, a crash message) reach stderr before palisade says
+    // how it ended and exits; a descendant that still holds the pipe open delays that only briefly.
+    let deadline = std::time::Instant::now() + STDERR_DRAIN;
+    while !err_copier.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     if let Some(e) = egress {
         e.stop();
     }
