@@ -616,16 +616,7 @@ async fn new_session(
         Ok(started) => started,
         Err(e) => {
             gw.open.fetch_sub(1, Ordering::SeqCst);
-            eprintln!(
-                "palisade: cannot start the server `{}`: {e}",
-                route.backend.name()
-            );
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                msg.id(),
-                error_codes::SERVER_UNAVAILABLE,
-                "palisade: the MCP server could not be started (see palisade's log)",
-            );
+            return start_failed(&route, msg.id(), &e);
         }
     };
     gw.sessions().insert(
@@ -753,6 +744,21 @@ async fn sessions_process(
     }
 }
 
+/// A server that could not be started: the cause on palisade's stderr, a 503 with a JSON-RPC error to
+/// the client (which learns nothing of the cause: it may name paths or the sandbox).
+fn start_failed(route: &Route, id: Option<&Id>, e: &std::io::Error) -> Response<ResBody> {
+    eprintln!(
+        "palisade: cannot start the server `{}`: {e}",
+        route.backend.name()
+    );
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        error_codes::SERVER_UNAVAILABLE,
+        "palisade: the MCP server could not be started (see palisade's log)",
+    )
+}
+
 /// One session a client is starting, released when it is open (or failed to start).
 struct Reservation {
     gw: Arc<Gateway>,
@@ -835,16 +841,7 @@ async fn stateless_request(
                     }
                     Err(e) => {
                         gw.live.fetch_sub(1, Ordering::SeqCst);
-                        eprintln!(
-                            "palisade: cannot start the server `{}`: {e}",
-                            route.backend.name()
-                        );
-                        return json_error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            msg.id(),
-                            error_codes::SERVER_UNAVAILABLE,
-                            "palisade: the MCP server could not be started (see palisade's log)",
-                        );
+                        return start_failed(&route, msg.id(), &e);
                     }
                 }
             }
