@@ -314,16 +314,7 @@ fn install_then_run_from_the_store_with_the_registry_gone_and_refuse_a_tampered_
         echo_version(&tmp, "1.0.0"),
     );
     let home = TestHome::new();
-    let (code, out, err) = run_with(
-        &home,
-        &s,
-        &[
-            "install",
-            "npm:@fixture/store-echo@1.0.0",
-            "--advisory-db",
-            &fixture_db(),
-        ],
-    );
+    let (code, out, err) = install(&home, &s, "npm:@fixture/store-echo@1.0.0", &[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(
         out.contains("installed @fixture/store-echo 1.0.0 into"),
@@ -389,33 +380,14 @@ fn install_refuses_at_fail_on_unless_forced() {
         mcp_remote(&tmp, "0.1.15"),
     );
     let home = TestHome::new();
-    let (code, out, err) = run_with(
-        &home,
-        &s,
-        &[
-            "install",
-            "npm:mcp-remote@0.1.15",
-            "--advisory-db",
-            &fixture_db(),
-        ],
-    );
+    let (code, out, err) = install(&home, &s, "npm:mcp-remote@0.1.15", &[]);
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(
         err.contains("not installed: the audit has findings at or above high"),
         "{err}"
     );
     assert!(!home.config_home().join("palisade/palisade.lock").exists());
-    let (code, out, err) = run_with(
-        &home,
-        &s,
-        &[
-            "install",
-            "npm:mcp-remote@0.1.15",
-            "--advisory-db",
-            &fixture_db(),
-            "--force",
-        ],
-    );
+    let (code, out, err) = install(&home, &s, "npm:mcp-remote@0.1.15", &["--force"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(err.contains("--force"), "{err}");
 }
@@ -757,17 +729,21 @@ fn visible_tools(home: &TestHome) -> Vec<String> {
 }
 
 fn install_tools_srv(home: &TestHome, s: &Standin) {
-    let (code, out, err) = run_with(
-        home,
-        s,
-        &[
-            "install",
-            "npm:@fixture/tools-srv@1.0.0",
-            "--advisory-db",
-            &fixture_db(),
-        ],
-    );
+    let (code, out, err) = install(home, s, "npm:@fixture/tools-srv@1.0.0", &[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
+}
+
+/// `palisade install SPEC --advisory-db <the fixture database> MORE…` against the stand-in registry.
+fn install(
+    home: &TestHome,
+    s: &Standin,
+    spec: &str,
+    more: &[&str],
+) -> (Option<i32>, String, String) {
+    let db = fixture_db();
+    let mut args = vec!["install", spec, "--advisory-db", &db];
+    args.extend_from_slice(more);
+    run_with(home, s, &args)
 }
 
 fn update_args<'a>(to: &'a str, db: &'a str, more: &[&'a str]) -> Vec<&'a str> {
