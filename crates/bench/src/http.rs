@@ -254,13 +254,13 @@ fn free_port() -> Result<u16> {
 
 /// A started target: its process group, and what the load needs to reach it.
 struct Started {
+    /// The gateway (or server-everything's HTTP mode): the process whose RSS and CPU are reported.
     child: Child,
-    /// The process whose RSS and CPU are reported (the gateway; for `stdio`, the backend).
-    front_pid: u32,
     port: u16,
     path: &'static str,
     auth: Option<String>,
-    _home: TestHome,
+    /// Its isolated XDG home (kept until it stops; holds its stderr log).
+    home: TestHome,
 }
 
 impl Drop for Started {
@@ -347,14 +347,12 @@ fn start(args: &HttpArgs, paths: &Paths, b: &Backend, t: Target) -> Result<Start
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", t.name()))?;
-    let front_pid = child.id();
     Ok(Started {
         child,
-        front_pid,
         port,
         path,
         auth,
-        _home: home,
+        home,
     })
 }
 
@@ -427,7 +425,7 @@ async fn run_target(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
-                let log = std::fs::read_to_string(started._home.root().join("target-stderr.log"))
+                let log = std::fs::read_to_string(started.home.root().join("target-stderr.log"))
                     .unwrap_or_default();
                 return Err(e.context(format!(
                     "{} did not answer initialize within 30 s; its output:\n{log}",
@@ -438,7 +436,7 @@ async fn run_target(
     };
     let mut out = Vec::new();
     for &c in &args.concurrency {
-        let front = started.front_pid;
+        let front = started.child.id();
         let m = load(
             args,
             c,
